@@ -1,0 +1,321 @@
+"""Link, network and transport layers decoded with `struct` on raw frame bytes.
+
+One `FrameDecoder` per capture: it owns the IP fragment and TCP reassembly state, and turns each raw
+frame into at most one `Datagram` (UDP payload, or newly in-order TCP bytes). Frames it has no use for
+(ARP, ICMP, unknown ethertypes) cost a few byte reads and allocate nothing.
+
+Encapsulations: Ethernet, Linux cooked (SLL, SLL2), raw IPv4/IPv6, BSD null/loopback; 802.1Q, QinQ,
+MPLS and PPPoE in front of IP; IP-in-IP, GRE (with ERSPAN type II and III, transparent Ethernet
+bridging) and VXLAN tunnels.
+"""
+
+from __future__ import annotations
+
+import socket
+from struct import unpack_from
+
+from sipwatch.capture.reassembly import FragmentReassembler, TcpReassembler
+from sipwatch.model import Datagram, ProblemLog, Transport
+
+# Link-layer header types (https://www.tcpdump.org/linktypes.html)
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+
+LINKTYPE_NAMES = {
+    0: "BSD loopback (NULL)", 1: "Ethernet", 6: "Token Ring", 9: "PPP", 10: "FDDI", 12: "raw IP", 14: "raw IP",
+    101: "raw IP", 105: "IEEE 802.11", 108: "OpenBSD loopback", 113: "Linux cooked (SLL)", 127: "802.11 radiotap",
+    147: "user-defined (DLT_USER0)", 192: "PPI", 195: "IEEE 802.15.4", 228: "raw IPv4", 229: "raw IPv6",
+    276: "Linux cooked v2 (SLL2)",
+}
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+_VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
+_MPLS_TYPES = frozenset((0x8847, 0x8848))
+_PPPOE_SESSION = 0x8864
+_TEB = 0x6558  # transparent Ethernet bridging (GRE carrying Ethernet)
+_ERSPAN_II = 0x88BE
+_ERSPAN_III = 0x22EB
+_GRE_PPP = 0x880B  # PPTP's enhanced GRE (RFC 2637)
+VXLAN_PORT = 4789
+
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_IPIP = 4
+IPPROTO_IPV6 = 41
+IPPROTO_GRE = 47
+IPPROTO_SCTP = 132
+_IPV6_EXTENSIONS = frozenset((0, 43, 60, 51, 135, 139, 140))  # fragment (44) handled apart
+_MAX_TUNNEL_DEPTH = 4
+
+_UDP = Transport.UDP
+_TCP = Transport.TCP
+
+
+def _address_cache(family: int):
+    cache: dict[bytes, str] = {}
+    ntop = socket.inet_ntop
+
+    def to_text(raw: bytes) -> str:
+        text = cache.get(raw)
+        if text is None:
+            if len(cache) > 65536:  # bounded for long live captures
+                cache.clear()
+            text = cache[raw] = ntop(family, raw)
+        return text
+
+    return to_text
+
+
+class FrameDecoder:
+    """Decodes raw frames into Datagrams, reassembling IP fragments and TCP streams on the way."""
+
+    def __init__(self, problems: ProblemLog | None = None) -> None:
+        self.problems = problems if problems is not None else ProblemLog()
+        self.fragments = FragmentReassembler(self.problems)
+        self.tcp = TcpReassembler(self.problems)
+        self._ip4 = _address_cache(socket.AF_INET)
+        self._ip6 = _address_cache(socket.AF_INET6)
+        self.unsupported_linktypes: dict[int, int] = {}
+        self.sctp_packets = 0
+        self._links = {
+            LINKTYPE_ETHERNET: self._ethernet,
+            LINKTYPE_LINUX_SLL: self._sll,
+            LINKTYPE_LINUX_SLL2: self._sll2,
+            LINKTYPE_RAW: self._raw_ip,
+            12: self._raw_ip,
+            14: self._raw_ip,
+            LINKTYPE_IPV4: self._raw_ip,
+            LINKTYPE_IPV6: self._raw_ip,
+            LINKTYPE_NULL: self._null,
+            LINKTYPE_LOOP: self._loop,
+        }
+
+    def supports(self, linktype: int) -> bool:
+        return linktype in self._links
+
+    def decode(self, frame: int, ts: float, linktype: int, data: bytes) -> Datagram | None:
+        handler = self._links.get(linktype)
+        if handler is None:
+            seen = self.unsupported_linktypes.get(linktype, 0)
+            if not seen:
+                name = LINKTYPE_NAMES.get(linktype, "unknown")
+                self.problems.report(
+                    "unsupported_linktype", f"link type {linktype} ({name}) is not supported; frames skipped", frame
+                )
+            self.unsupported_linktypes[linktype] = seen + 1
+            return None
+        return handler(data, frame, ts)
+
+    # --- link layers -------------------------------------------------------------------------------
+
+    def _ethernet(self, data: bytes, frame: int, ts: float, off: int = 0, depth: int = 0) -> Datagram | None:
+        if len(data) < off + 14:
+            return None
+        etype = (data[off + 12] << 8) | data[off + 13]
+        return self._ethertype(etype, data, off + 14, frame, ts, depth)
+
+    def _ethertype(self, etype: int, data: bytes, off: int, frame: int, ts: float, depth: int) -> Datagram | None:
+        while etype in _VLAN_TYPES:  # 802.1Q, QinQ: a 4-byte tag each
+            if len(data) < off + 4:
+                return None
+            etype = (data[off + 2] << 8) | data[off + 3]
+            off += 4
+        if etype == ETH_IPV4:
+            return self._ipv4(data, off, frame, ts, depth)
+        if etype == ETH_IPV6:
+            return self._ipv6(data, off, frame, ts, depth)
+        if etype in _MPLS_TYPES:
+            while len(data) >= off + 4:
+                bottom = data[off + 2] & 1
+                off += 4
+                if bottom:
+                    return self._ip_by_version(data, off, frame, ts, depth)
+            return None
+        if etype == _PPPOE_SESSION:
+            return self._ppp(data, off + 6, frame, ts, depth)
+        return None
+
+    def _ppp(self, data: bytes, off: int, frame: int, ts: float, depth: int) -> Datagram | None:
+        if data[off : off + 2] == b"\xff\x03":  # HDLC address and control
+            off += 2
+        if len(data) < off + 2:
+            return None
+        if data[off] & 1:  # protocol field compressed to one byte (RFC 1661 §6.5)
+            proto, off = data[off], off + 1
+        else:
+            proto, off = (data[off] << 8) | data[off + 1], off + 2
+        if proto == 0x21:
+            return self._ipv4(data, off, frame, ts, depth)
+        if proto == 0x57:
+            return self._ipv6(data, off, frame, ts, depth)
+        return None
+
+    def _sll(self, data: bytes, frame: int, ts: float) -> Datagram | None:
+        if len(data) < 16:
+            return None
+        return self._ethertype((data[14] << 8) | data[15], data, 16, frame, ts, 0)
+
+    def _sll2(self, data: bytes, frame: int, ts: float) -> Datagram | None:
+        if len(data) < 20:
+            return None
+        return self._ethertype((data[0] << 8) | data[1], data, 20, frame, ts, 0)
+
+    def _raw_ip(self, data: bytes, frame: int, ts: float) -> Datagram | None:
+        return self._ip_by_version(data, 0, frame, ts, 0)
+
+    def _null(self, data: bytes, frame: int, ts: float) -> Datagram | None:
+        # The family is in the writer's byte order: AF_INET is 2 everywhere, AF_INET6 is 24, 28 or 30.
+        if len(data) < 4:
+            return None
+        family = data[0] if data[0] else data[3]
+        if family == 2:
+            return self._ipv4(data, 4, frame, ts, 0)
+        if family in (24, 28, 30):
+            return self._ipv6(data, 4, frame, ts, 0)
+        return None
+
+    def _loop(self, data: bytes, frame: int, ts: float) -> Datagram | None:
+        return self._null(data, frame, ts)
+
+    # --- network layer ---------------------------------------------------------------------------------
+
+    def _ip_by_version(self, data: bytes, off: int, frame: int, ts: float, depth: int) -> Datagram | None:
+        if len(data) <= off:
+            return None
+        version = data[off] >> 4
+        if version == 4:
+            return self._ipv4(data, off, frame, ts, depth)
+        if version == 6:
+            return self._ipv6(data, off, frame, ts, depth)
+        return None
+
+    def _ipv4(self, data: bytes, off: int, frame: int, ts: float, depth: int) -> Datagram | None:
+        if len(data) < off + 20:
+            return None
+        ihl = (data[off] & 0x0F) * 4
+        if ihl < 20 or data[off] >> 4 != 4:
+            return None
+        total, ident, frag = unpack_from("!HHH", data, off + 2)
+        # total == 0 happens with TCP segmentation offload: trust the captured length then.
+        end = off + total if total > 0 and off + total <= len(data) else len(data)
+        proto = data[off + 9]
+        src = data[off + 12 : off + 16]
+        dst = data[off + 16 : off + 20]
+        start = off + ihl
+        if frag & 0x3FFF:  # more-fragments flag or a non-zero offset
+            whole = self.fragments.add(
+                (4, src, dst, ident, proto), (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[start:end], frame, ts
+            )
+            if whole is None:
+                return None
+            data, start, end = whole, 0, len(whole)
+        ip = self._ip4
+        return self._transport(proto, data, start, end, ip(src), ip(dst), frame, ts, depth)
+
+    def _ipv6(self, data: bytes, off: int, frame: int, ts: float, depth: int) -> Datagram | None:
+        if len(data) < off + 40:
+            return None
+        plen = (data[off + 4] << 8) | data[off + 5]
+        nxt = data[off + 6]
+        src = data[off + 8 : off + 24]
+        dst = data[off + 24 : off + 40]
+        start = off + 40
+        end = start + plen if plen > 0 and start + plen <= len(data) else len(data)
+        fragment = None
+        while True:
+            if nxt in _IPV6_EXTENSIONS:
+                if end < start + 8:
+                    return None
+                length = (data[start + 1] + 2) * 4 if nxt == 51 else (data[start + 1] + 1) * 8
+                nxt = data[start]
+                start += length
+            elif nxt == 44:  # fragment header (RFC 8200 §4.5)
+                if end < start + 8:
+                    return None
+                offset_flags, ident = unpack_from("!HI", data, start + 2)
+                fragment = (offset_flags & 0xFFF8, bool(offset_flags & 1), ident)
+                nxt = data[start]
+                start += 8
+            else:
+                break
+            if start > end:
+                return None
+        if fragment is not None:
+            frag_offset, more, ident = fragment
+            whole = self.fragments.add((6, src, dst, ident, 0), frag_offset, more, data[start:end], frame, ts)
+            if whole is None:
+                return None
+            data, start, end = whole, 0, len(whole)
+        ip = self._ip6
+        return self._transport(nxt, data, start, end, ip(src), ip(dst), frame, ts, depth)
+
+    # --- transport and tunnels ---------------------------------------------------------------------------
+
+    def _transport(
+        self, proto: int, data: bytes, off: int, end: int, src: str, dst: str, frame: int, ts: float, depth: int
+    ) -> Datagram | None:
+        if proto == IPPROTO_UDP:
+            if end < off + 8:
+                return None
+            sport, dport, ulen = unpack_from("!HHH", data, off)
+            pend = off + ulen if ulen >= 8 and off + ulen <= end else end
+            if dport == VXLAN_PORT and pend - off >= 16 and data[off + 8] & 0x08 and depth < _MAX_TUNNEL_DEPTH:
+                return self._ethernet(data[off + 16 : pend], frame, ts, 0, depth + 1)
+            return Datagram(frame, ts, src, sport, dst, dport, _UDP, data[off + 8 : pend])
+        if proto == IPPROTO_TCP:
+            if end < off + 20:
+                return None
+            sport, dport, seq = unpack_from("!HHI", data, off)
+            hlen = (data[off + 12] >> 4) * 4
+            flags = data[off + 13]
+            payload = data[off + hlen : end] if hlen >= 20 else b""
+            stream = self.tcp.segment((src, sport, dst, dport), seq, flags, payload, frame, ts)
+            if stream is None:
+                return None
+            return Datagram(frame, ts, src, sport, dst, dport, _TCP, stream)
+        if depth >= _MAX_TUNNEL_DEPTH:
+            return None
+        if proto == IPPROTO_IPIP:
+            return self._ipv4(data[off:end], 0, frame, ts, depth + 1)
+        if proto == IPPROTO_IPV6:
+            return self._ipv6(data[off:end], 0, frame, ts, depth + 1)
+        if proto == IPPROTO_GRE:
+            return self._gre(data[off:end], frame, ts, depth + 1)
+        if proto == IPPROTO_SCTP:
+            self.sctp_packets += 1
+        return None
+
+    def _gre(self, data: bytes, frame: int, ts: float, depth: int) -> Datagram | None:
+        if len(data) < 4:
+            return None
+        flags = data[0]
+        ptype = (data[2] << 8) | data[3]
+        off = 4
+        if flags & 0x80:  # checksum present (+ reserved)
+            off += 4
+        if flags & 0x20:  # key present
+            off += 4
+        if flags & 0x10:  # sequence number present
+            off += 4
+        if data[1] & 0x07 == 1 and data[1] & 0x80:  # enhanced GRE (version 1) acknowledgment number
+            off += 4
+        if ptype == _GRE_PPP:
+            return self._ppp(data, off, frame, ts, depth)
+        if ptype == _ERSPAN_II:  # type I has no sequence number and no ERSPAN header
+            return self._ethernet(data, frame, ts, off + (8 if flags & 0x10 else 0), depth)
+        if ptype == _ERSPAN_III:
+            if len(data) < off + 12:
+                return None
+            # the O flag announces an 8-byte platform-specific subheader
+            extra = 8 if data[off + 11] & 0x01 else 0
+            return self._ethernet(data, frame, ts, off + 12 + extra, depth)
+        if ptype == _TEB:
+            return self._ethernet(data, frame, ts, off, depth)
+        return self._ethertype(ptype, data, off, frame, ts, depth)

@@ -1,0 +1,459 @@
+"""SIP messages (RFC 3261 §7) parsed from bytes into plain dataclasses.
+
+`SipMessage.parse` accepts what real equipment sends: bare LF line ends, folded header lines, compact
+header names, several values per line. What it cannot make sense of raises `SipParseError` with an exact
+message; the caller records it as a parse problem with the frame number and carries on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sipwatch.sip.sdp import SessionDescription
+
+# RFC 3261 §7.3.3 and later RFCs' compact header names
+COMPACT_HEADERS = {
+    "i": "call-id", "f": "from", "t": "to", "v": "via", "m": "contact", "l": "content-length",
+    "c": "content-type", "k": "supported", "s": "subject", "e": "content-encoding", "o": "event",
+    "r": "refer-to", "b": "referred-by", "x": "session-expires", "u": "allow-events", "a": "accept-contact",
+    "j": "reject-contact", "d": "request-disposition", "y": "identity", "n": "identity-info",
+}
+
+MAX_HEADER_LINES = 1000
+MAX_HEAD_BYTES = 256 * 1024
+
+_LINE_SPLIT = re.compile(r"\r?\n")
+_STATUS_LINE = re.compile(r"SIP/2\.0\s+(\d{3})(?:\s+(.*))?$", re.IGNORECASE)
+_REQUEST_LINE = re.compile(r"([!%'*+\-.0-9A-Z_`a-z~]+)\s+(\S+)\s+SIP/2\.0\s*$", re.IGNORECASE)
+_PARAM = re.compile(r";\s*([^\s;=,]+)(?:\s*=\s*(\"(?:[^\"\\]|\\.)*\"|[^;,\s]*))?")
+
+
+class SipParseError(ValueError):
+    """The bytes are not a SIP message sipwatch can use. The message says exactly why."""
+
+
+class TruncatedMessage(SipParseError):
+    """The message stops in the middle of its header section (cut by the capture's snap length)."""
+
+
+def starts_like_sip(payload: bytes) -> bool:
+    """Cheap test on the start line: is this a SIP request or response (on any port)?
+
+    Mirrors what tshark's SIP heuristic looks for: `SIP/2.0 NNN` or `METHOD SP URI SP SIP/2.0`.
+    """
+    if not payload or not 0x41 <= payload[0] <= 0x5A:  # an uppercase letter; RTP, STUN, TLS never are
+        return False
+    if payload.startswith(b"SIP/2.0 "):
+        return True
+    eol = payload.find(b"\n", 0, 4096)
+    if eol < 0:
+        return False
+    line = payload[:eol].rstrip(b"\r")
+    return line.endswith(b" SIP/2.0") and line.count(b" ") >= 2
+
+
+def split_header_values(value: str) -> list[str]:
+    """Split a header value on commas that are not inside quotes or angle brackets (RFC 3261 §7.3.1)."""
+    if "," not in value:
+        return [value.strip()]
+    parts: list[str] = []
+    depth = 0
+    quoted = False
+    start = 0
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(value[start:i].strip())
+            start = i + 1
+        i += 1
+    parts.append(value[start:].strip())
+    return [p for p in parts if p]
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """`;name=value;flag` parameters into a dict (names lowercased, quotes removed, flags map to '')."""
+    params: dict[str, str] = {}
+    for match in _PARAM.finditer(text):
+        value = match.group(2) or ""
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            value = value[1:-1]
+        params[match.group(1).lower()] = value
+    return params
+
+
+@dataclass(frozen=True, slots=True)
+class SipUri:
+    """sip:, sips: or tel: URI, split into what an analyst looks at."""
+
+    raw: str
+    scheme: str
+    user: str | None
+    host: str | None
+    port: int | None
+    params: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def parse(cls, raw: str) -> SipUri:
+        raw = raw.strip()
+        scheme, sep, rest = raw.partition(":")
+        if not sep:
+            return cls(raw, "", None, raw or None, None)
+        scheme = scheme.lower()
+        head, _, params_text = rest.partition(";")
+        head = head.split("?", 1)[0]
+        params = parse_params(";" + params_text) if params_text else {}
+        if scheme == "tel":
+            return cls(raw, scheme, head or None, None, None, params)
+        user = None
+        hostport = head
+        if "@" in head:
+            user, _, hostport = head.rpartition("@")
+            user = user.split(":", 1)[0] or None  # drop a password
+        host, port = _split_hostport(hostport)
+        return cls(raw, scheme, user, host, port, params)
+
+
+def _split_hostport(hostport: str) -> tuple[str | None, int | None]:
+    hostport = hostport.strip()
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        host = hostport[1:end] if end > 0 else hostport[1:]
+        rest = hostport[end + 1 :] if end > 0 else ""
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif hostport.count(":") == 1:
+        host, port_text = hostport.split(":")
+    else:
+        host, port_text = hostport, ""
+    port = int(port_text) if port_text.isdigit() and int(port_text) < 65536 else None
+    return host or None, port
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """A From, To or Contact value: optional display name, URI, header parameters (tag, expires...)."""
+
+    display: str | None
+    uri: SipUri
+    params: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def tag(self) -> str | None:
+        return self.params.get("tag") or None
+
+    @property
+    def user(self) -> str | None:
+        return self.uri.user
+
+    @classmethod
+    def parse(cls, raw: str) -> NameAddr:
+        raw = raw.strip()
+        lt = raw.find("<")
+        if lt >= 0:
+            gt = raw.find(">", lt)
+            if gt < 0:
+                raise SipParseError(f"unclosed '<' in address {raw[:80]!r}")
+            display = raw[:lt].strip().strip('"') or None
+            uri = raw[lt + 1 : gt]
+            params = parse_params(raw[gt + 1 :])
+        else:
+            display = None
+            uri, _, params_text = raw.partition(";")
+            params = parse_params(";" + params_text) if params_text else {}
+        return cls(display, SipUri.parse(uri), params)
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One Via hop (RFC 3261 §20.42, with RFC 3581 rport)."""
+
+    transport: str
+    host: str | None
+    port: int | None
+    params: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def branch(self) -> str | None:
+        return self.params.get("branch") or None
+
+    @property
+    def received(self) -> str | None:
+        return self.params.get("received") or None
+
+    @property
+    def rport(self) -> int | None:
+        value = self.params.get("rport")
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def sent_by(self) -> str:
+        host = self.host or ""
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}" if self.port else host
+
+    @classmethod
+    def parse(cls, raw: str) -> Via:
+        protocol, _, rest = raw.strip().partition(" ")
+        parts = [p.strip() for p in protocol.split("/")]
+        if len(parts) != 3 or parts[0].upper() != "SIP":
+            raise SipParseError(f"bad Via protocol {protocol[:40]!r}")
+        rest = rest.strip()
+        hostport, _, params_text = rest.partition(";")
+        host, port = _split_hostport(hostport.split("(")[0])
+        return cls(parts[2].upper(), host, port, parse_params(";" + params_text) if params_text else {})
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonValue:
+    """A Reason header value (RFC 3326): protocol SIP or Q.850, cause, text."""
+
+    protocol: str
+    cause: int | None
+    text: str | None
+
+    @classmethod
+    def parse(cls, raw: str) -> ReasonValue:
+        protocol, _, params_text = raw.partition(";")
+        params = parse_params(";" + params_text)
+        cause = params.get("cause", "")
+        return cls(protocol.strip().upper(), int(cause) if cause.isdigit() else None, params.get("text") or None)
+
+    def __str__(self) -> str:
+        text = f' "{self.text}"' if self.text else ""
+        return f"{self.protocol} cause={self.cause}{text}"
+
+
+@dataclass(eq=False)  # no slots: cached_property needs an instance __dict__
+class SipMessage:
+    """One SIP request or response. Header names are stored lowercased in their long form."""
+
+    method: str | None
+    uri: str | None
+    status: int | None
+    reason_phrase: str | None
+    headers: dict[str, list[str]]
+    body: bytes
+    content_length: int | None
+    start_line: str
+    call_id: str
+    cseq: int
+    cseq_method: str
+
+    @property
+    def is_request(self) -> bool:
+        return self.method is not None
+
+    @property
+    def first_line(self) -> str:
+        return self.start_line
+
+    @property
+    def label(self) -> str:
+        """What a ladder diagram shows: the method, or code and phrase."""
+        if self.method is not None:
+            return self.method
+        return f"{self.status} {self.reason_phrase or ''}".strip()
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(COMPACT_HEADERS.get(name, name.lower()))
+        return values[0] if values else None
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of a header, comma-separated values split (for Via, Contact, Reason...)."""
+        out: list[str] = []
+        for line in self.headers.get(COMPACT_HEADERS.get(name, name.lower()), ()):
+            out.extend(split_header_values(line))
+        return out
+
+    @cached_property
+    def from_(self) -> NameAddr:
+        return NameAddr.parse(self.header("from") or "")
+
+    @cached_property
+    def to(self) -> NameAddr:
+        return NameAddr.parse(self.header("to") or "")
+
+    @cached_property
+    def vias(self) -> list[Via]:
+        return [Via.parse(v) for v in self.header_values("via")]
+
+    @property
+    def top_via(self) -> Via | None:
+        vias = self.vias
+        return vias[0] if vias else None
+
+    @cached_property
+    def contacts(self) -> list[NameAddr]:
+        out = []
+        for value in self.header_values("contact"):
+            if value != "*":
+                out.append(NameAddr.parse(value))
+        return out
+
+    @cached_property
+    def reasons(self) -> list[ReasonValue]:
+        return [ReasonValue.parse(v) for v in self.header_values("reason")]
+
+    @property
+    def retry_after(self) -> int | None:
+        value = self.header("retry-after")
+        if not value:
+            return None
+        digits = value.strip().split(";", 1)[0].split("(", 1)[0].strip()
+        return int(digits) if digits.isdigit() else None
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = (self.header("max-forwards") or "").strip()
+        return int(value) if value.isdigit() else None
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.header("user-agent") or self.header("server")
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.header("content-type")
+        return value.split(";", 1)[0].strip().lower() if value else None
+
+    @cached_property
+    def sdp(self) -> SessionDescription | None:
+        """The SDP body (also inside multipart/mixed), or None."""
+        if not self.body:
+            return None
+        ctype = self.content_type
+        body = self.body
+        if ctype and ctype.startswith("multipart/"):
+            body = _sdp_part(body)
+            if body is None:
+                return None
+        elif ctype != "application/sdp":
+            return None
+        return SessionDescription.parse(body)
+
+    @property
+    def body_length_mismatch(self) -> int:
+        """Captured body bytes minus declared Content-Length (0 when they agree or none declared)."""
+        return 0 if self.content_length is None else self._captured_body - self.content_length
+
+    _captured_body: int = 0
+    warnings: list[str] = field(default_factory=list)  # oddities that did not stop the parse
+
+    @classmethod
+    def parse(cls, data: bytes) -> SipMessage:
+        """Parse one complete message (a UDP payload, or one framed TCP message)."""
+        try:
+            return cls._parse(data)
+        except (ValueError, IndexError) as exc:
+            if isinstance(exc, SipParseError):
+                raise
+            raise SipParseError(f"unparsable value: {exc}") from exc
+
+    @classmethod
+    def _parse(cls, data: bytes) -> SipMessage:
+        head_end = data.find(b"\r\n\r\n")
+        sep = 4
+        if head_end < 0:
+            head_end = data.find(b"\n\n")
+            sep = 2
+        if head_end < 0:
+            head, body = data, b""
+            last = head.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+            if b":" not in last or not head.endswith(b"\n"):
+                raise TruncatedMessage(f"message ends inside its header section ({len(data)} bytes)")
+        else:
+            head, body = data[:head_end], data[head_end + sep :]
+        if len(head) > MAX_HEAD_BYTES:
+            raise SipParseError(f"header section of {len(head)} bytes exceeds {MAX_HEAD_BYTES}")
+        text = head.decode("utf-8", "replace")
+        lines = _LINE_SPLIT.split(text)
+        start = lines[0].strip()
+        method = uri = reason_phrase = None
+        status = None
+        match = _STATUS_LINE.match(start)
+        if match:
+            status = int(match.group(1))
+            if not 100 <= status <= 699:
+                raise SipParseError(f"status code {status} outside 100-699")
+            reason_phrase = (match.group(2) or "").strip()
+        else:
+            match = _REQUEST_LINE.match(start)
+            if not match:
+                raise SipParseError(f"not a SIP start line: {start[:80]!r}")
+            method, uri = match.group(1).upper(), match.group(2)
+        if len(lines) > MAX_HEADER_LINES:
+            raise SipParseError(f"{len(lines)} header lines exceed the limit of {MAX_HEADER_LINES}")
+        headers: dict[str, list[str]] = {}
+        last: list[str] | None = None
+        for line in lines[1:]:
+            if not line:
+                continue
+            if line[0] in " \t":  # folded continuation (RFC 3261 §7.3.1)
+                if last is not None:
+                    last[-1] = f"{last[-1]} {line.strip()}"
+                continue
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise SipParseError(f"header line without ':': {line[:80]!r}")
+            name = name.strip().lower()
+            name = COMPACT_HEADERS.get(name, name)
+            last = headers.setdefault(name, [])
+            last.append(value.strip())
+
+        warnings: list[str] = []
+        content_length = None
+        declared = headers.get("content-length")
+        if declared:
+            value = declared[0].strip()
+            if value.isdigit():
+                content_length = int(value)
+            else:
+                warnings.append(f"Content-Length {value[:20]!r} is not a non-negative number; ignored")
+        captured = len(body)
+        if content_length is not None and content_length < len(body):
+            body = body[:content_length]
+
+        call_id = (headers.get("call-id") or [""])[0]
+        if not call_id:
+            raise SipParseError("no Call-ID header")
+        cseq_text = (headers.get("cseq") or [""])[0]
+        number, _, cseq_method = cseq_text.partition(" ")
+        if not number.isdigit() or not cseq_method.strip():
+            raise SipParseError(f"bad CSeq {cseq_text[:40]!r}")
+        if "from" not in headers or "to" not in headers:
+            raise SipParseError("missing From or To header")
+        message = cls(
+            method, uri, status, reason_phrase, headers, body, content_length, start,
+            call_id, int(number), cseq_method.strip().upper(),
+        )
+        message._captured_body = captured
+        message.warnings = warnings
+        # parse the addresses now, so a broken one is a parse error here and not a surprise later
+        message.from_, message.to, message.vias  # noqa: B018
+        return message
+
+
+def _sdp_part(body: bytes) -> bytes | None:
+    marker = body.lower().find(b"content-type: application/sdp")
+    if marker < 0:
+        return None
+    start = body.find(b"\r\n\r\n", marker)
+    if start < 0:
+        return None
+    start += 4
+    end = body.find(b"\r\n--", start)
+    return body[start : end if end >= 0 else len(body)]
