@@ -84,22 +84,22 @@ class SipwatchError(Exception):
     exit_code = 1
 
 
-class CaptureError(SipwatchError):
-    """The input cannot be read as a capture at all (missing, empty, not a capture, bad link type)."""
-
-    exit_code = 2
-
-
-class CaptureNotFound(CaptureError):
+class CaptureNotFound(SipwatchError):
     exit_code = 3
 
 
-class UnsupportedLinkType(CaptureError):
+class CaptureError(SipwatchError):
+    """The input cannot be read as a capture at all (empty, not a capture, damaged file header)."""
+
     exit_code = 4
 
 
-class UsageError(SipwatchError):
-    exit_code = 64
+class UnsupportedLinkType(CaptureError):
+    exit_code = 5
+
+
+class AnalyzerBug(Exception):
+    """sipwatch itself failed on valid input: not the capture's fault (reported with the frame)."""
 
 
 class ProblemLog:

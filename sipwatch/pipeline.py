@@ -6,46 +6,15 @@ This is the only place where a capture adapter meets the core; it holds no proto
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from sipwatch.capture.decode import LINKTYPE_NAMES, FrameDecoder
 from sipwatch.capture.reader import CaptureFile, open_capture
-from sipwatch.core.analyzer import Analyzer, AnalyzerConfig, SipStats
+from sipwatch.core.analyzer import Analyzer, AnalyzerConfig
 from sipwatch.core.calls import Call
+from sipwatch.core.result import Analysis, CaptureInfo
 from sipwatch.model import ProblemLog, Severity, UnsupportedLinkType
 
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
-
-
-@dataclass
-class CaptureInfo:
-    file: str
-    format: str
-    packets: int
-    first: float | None
-    last: float | None
-    linktypes: list[int]
-    bytes: int
-    sctp_packets: int = 0
-    tcp_retransmissions: int = 0
-    reassembled_fragments: int = 0
-
-
-@dataclass
-class Analysis:
-    capture: CaptureInfo
-    stats: SipStats
-    calls: list[Call]
-    problems: ProblemLog
-    config: AnalyzerConfig = field(default_factory=AnalyzerConfig)
-
-    @property
-    def damaged(self) -> bool:
-        """The capture itself was cut or corrupt (the analysis covers what could be read)."""
-        return any(p.severity is Severity.ERROR and p.kind in _DAMAGE_KINDS for p in self.problems.kept)
-
-
-_DAMAGE_KINDS = frozenset(("truncated_capture", "corrupt_record", "corrupt_block"))
 
 
 def analyze_file(path: str, config: AnalyzerConfig | None = None, progress: Progress | None = None) -> Analysis:
@@ -69,11 +38,17 @@ def analyze_capture(
     total = capture.size or 0
     stream = capture._stream
     for frame, ts, linktype, data in capture.frames():
-        datagram = decode(frame, ts, linktype, data)
-        if datagram is not None:
-            events = feed(datagram)
-            if events:
-                calls.extend(event.call for event in events)
+        try:
+            datagram = decode(frame, ts, linktype, data)
+            if datagram is not None:
+                events = feed(datagram)
+                if events:
+                    calls.extend(event.call for event in events)
+        except Exception as exc:  # an analyzer bug must cost one frame, not the analysis
+            problems.report(
+                "internal_error", f"sipwatch failed on this frame ({type(exc).__name__}: {exc}); please report it",
+                frame, severity=Severity.ERROR,
+            )
         if progress is not None and not frame & 0x3FFF:
             progress(stream.position, total)
     decoder.fragments.close()

@@ -142,9 +142,8 @@ class TcpReassembler:
         out = None
         if payload:
             out = self._data(state, seq, payload, frame)
-        if flags & (_FIN | _RST):
-            if not state.pending:
-                del self.streams[key]
+        if flags & (_FIN | _RST) and not state.pending:
+            del self.streams[key]
         return out
 
     def _data(self, state: _TcpDirection, seq: int, payload: bytes, frame: int) -> bytes | None:

@@ -63,6 +63,7 @@ class SipStats:
     responses: Counter = field(default_factory=Counter)  # code -> messages
     transactions: dict[str, Counter] = field(default_factory=dict)  # method -> final status/"timeout" -> n
     by_transport: Counter = field(default_factory=Counter)
+    ports: set[tuple[str, int]] = field(default_factory=set)  # (transport, port) pairs SIP was seen on
     parse_errors: int = 0  # counted in `messages`, but unusable for calls
     truncated: int = 0  # cut by the capture inside the headers; not counted in `messages`
     first_ts: float | None = None
@@ -201,6 +202,8 @@ class Analyzer:
             stats.first_ts = datagram.ts
         stats.last_ts = datagram.ts
         stats.by_transport[str(datagram.transport)] += 1
+        stats.ports.add((str(datagram.transport), datagram.sport))
+        stats.ports.add((str(datagram.transport), datagram.dport))
 
     def _count_start_line(self, data: bytes) -> None:
         """A message that failed to parse still counts by its start line (tshark counts it too)."""

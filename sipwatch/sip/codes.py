@@ -21,6 +21,13 @@ class StatusCode:
 
 _O = Outcome
 _TABLE = [
+    # 1xx: not outcomes, but they have names
+    StatusCode(100, "Trying", _O.IN_PROGRESS),
+    StatusCode(180, "Ringing", _O.IN_PROGRESS),
+    StatusCode(181, "Call Is Being Forwarded", _O.IN_PROGRESS),
+    StatusCode(182, "Queued", _O.IN_PROGRESS),
+    StatusCode(183, "Session Progress", _O.IN_PROGRESS),
+    StatusCode(199, "Early Dialog Terminated", _O.IN_PROGRESS),
     # 2xx
     StatusCode(200, "OK", _O.ANSWERED),
     StatusCode(202, "Accepted", _O.ANSWERED),

@@ -1,0 +1,162 @@
+"""The `sipwatch` command. Commands are thin: options here, the work in the pipeline and the reports.
+
+Exit codes (docs/cli.md): 0 analyzed; 1 internal error; 2 usage error; 3 no such file;
+4 not a capture (empty, text, damaged file header); 5 unsupported link type;
+6 analyzed, but the capture is truncated or corrupt (the output covers what could be read).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sipwatch.model import SipwatchError
+
+EXIT_DAMAGED = 6
+
+app = typer.Typer(
+    name="sipwatch",
+    help="SIP packet-capture analyzer: every call, its outcome, every failure and why it failed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+_SUFFIX_FORMATS = {".json": Format.json, ".csv": Format.csv, ".txt": Format.table}
+
+
+@app.callback()
+def _root() -> None:
+    """sipwatch analyzes SIP calls in packet captures."""
+
+
+@app.command()
+def analyze(
+    capture: Annotated[str, typer.Argument(help="Capture file (pcap, pcapng, gzip), or '-' for a pcap stream on stdin.")],
+    output_format: Annotated[
+        Format | None, typer.Option("--format", "-f", help="Output format (default: from -o's suffix, else table).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
+    calls: Annotated[bool, typer.Option("--calls/--no-calls", help="List every call in the table output.")] = True,
+) -> None:
+    """Analyze a capture: calls by outcome, status codes, KPIs, parse problems, and a calls table."""
+    from sipwatch.pipeline import analyze_file
+
+    fmt = output_format or (_SUFFIX_FORMATS.get(output.suffix.lower()) if output else None) or Format.table
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    err = Console(stderr=True)
+    with _progress(err) as progress:
+        analysis = analyze_file(capture, progress=progress)
+    _write(analysis, fmt, output, calls)
+    for problem in analysis.problems.kept:
+        if problem.kind in ("truncated_capture", "corrupt_record", "corrupt_block", "unsupported_linktype"):
+            err.print(f"sipwatch: warning: {analysis.capture.file}: {problem}", highlight=False, markup=False)
+    if output is not None:
+        err.print(f"sipwatch: wrote {output}", highlight=False, markup=False)
+    if analysis.damaged:
+        raise typer.Exit(EXIT_DAMAGED)
+
+
+def _write(analysis, fmt: Format, output: Path | None, show_calls: bool) -> None:
+    from sipwatch.report.data import analysis_to_dict, call_rows
+
+    if fmt is Format.json:
+        text = json.dumps(analysis_to_dict(analysis), indent=2) + "\n"
+    elif fmt is Format.csv:
+        import pandas as pd
+
+        from sipwatch.report.data import CSV_COLUMNS
+
+        text = pd.DataFrame(call_rows(analysis), columns=CSV_COLUMNS).to_csv(index=False)
+    else:
+        from sipwatch.report.terminal import render
+
+        if output is None:
+            render(analysis, Console(), show_calls)
+            return
+        with output.open("w") as fh:
+            render(analysis, Console(file=fh, width=160, force_terminal=False), show_calls)
+        return
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+class _progress:
+    """A progress bar on stderr for large files, only when stderr is a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        if not self.console.is_terminal:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+            console=self.console, transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("reading", total=None)
+        return self._update
+
+    def _update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total or None)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def main() -> None:
+    """Console entry point: a user sees one line per error, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except SipwatchError as exc:
+        Console(stderr=True).print(f"sipwatch: error: {exc}", highlight=False, markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if os.environ.get("SIPWATCH_DEBUG"):
+            raise
+        Console(stderr=True).print(
+            f"sipwatch: internal error: {type(exc).__name__}: {exc} (set SIPWATCH_DEBUG=1 for details; please report)",
+            highlight=False, markup=False,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The result of analyzing one capture: what was read, what was found, what went wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sipwatch.core.analyzer import AnalyzerConfig, SipStats
+from sipwatch.core.calls import Call
+from sipwatch.model import ProblemLog, Severity
+
+
+@dataclass
+class CaptureInfo:
+    file: str
+    format: str
+    packets: int
+    first: float | None
+    last: float | None
+    linktypes: list[int]
+    bytes: int
+    sctp_packets: int = 0
+    tcp_retransmissions: int = 0
+    reassembled_fragments: int = 0
+
+
+@dataclass
+class Analysis:
+    capture: CaptureInfo
+    stats: SipStats
+    calls: list[Call]
+    problems: ProblemLog
+    config: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+
+    @property
+    def damaged(self) -> bool:
+        """The capture itself was cut or corrupt (the analysis covers what could be read)."""
+        return any(p.severity is Severity.ERROR and p.kind in _DAMAGE_KINDS for p in self.problems.kept)
+
+
+_DAMAGE_KINDS = frozenset(("truncated_capture", "corrupt_record", "corrupt_block"))
+
+

@@ -1,0 +1,144 @@
+"""The analysis as plain data: the JSON contract (docs/json.md) and the flat tables CSV is made of.
+
+Every output format starts here, so a field has one name and one meaning everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from sipwatch.core.calls import Call
+from sipwatch.core.kpi import compute_kpis
+from sipwatch.core.result import Analysis
+from sipwatch.sip.codes import lookup
+
+SCHEMA_VERSION = 1
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def call_to_dict(call: Call) -> dict:
+    return {
+        "call_id": call.call_id,
+        "from": call.from_uri,
+        "to": call.to_uri,
+        "from_user": call.from_user,
+        "to_user": call.to_user,
+        "caller": call.caller,
+        "callee": call.callee,
+        "transport": call.transport,
+        "start": iso(call.start),
+        "end": iso(call.end),
+        "start_ts": round(call.start, 6),
+        "end_ts": round(call.end, 6),
+        "final_status": call.final_status,
+        "reason": {
+            "phrase": call.final_phrase,
+            "header": [str(r) for r in call.reasons],
+            "q850_cause": next((r.cause for r in call.reasons if r.protocol == "Q.850"), None),
+            "source": call.reason_source,
+        },
+        "outcome": str(call.outcome) if call.outcome else None,
+        "timeout_kind": call.timeout_kind,
+        "pdd_ms": _round(call.pdd_ms, 1),
+        "setup_ms": _round(call.setup_ms, 1),
+        "duration_s": _round(call.duration_s, 3),
+        "messages": call.messages,
+        "retransmissions": call.retransmissions,
+        "partial": call.partial,
+        "started_before_capture": call.started_before_capture,
+        "open_at_end": call.open_at_end,
+        "attempts": call.attempts,
+        "auth_challenges": call.auth_challenges,
+        "ringing_status": call.ringing_status,
+        "forks": len(call.early_tags),
+        "answered_at": iso(call.answer_ts),
+        "ack_seen": call.ack_ts is not None,
+        "cancelled_at": iso(call.cancel_ts),
+        "bye_at": iso(call.bye_ts),
+        "bye_by": call.bye_by,
+        "retry_after": call.retry_after,
+        "user_agent": call.user_agent,
+        "server": call.server,
+        "first_frame": call.first_frame,
+        "final_frame": call.final_frame,
+        "anomalies": list(call.anomalies),
+    }
+
+
+def summary(analysis: Analysis) -> dict:
+    calls = analysis.calls
+    stats = analysis.stats
+    outcomes = Counter(str(c.outcome) for c in calls)
+    final = Counter(c.final_status for c in calls if c.final_status is not None)
+    return {
+        "calls": len(calls),
+        "outcomes": dict(outcomes.most_common()),
+        "final_status": {str(code): n for code, n in sorted(final.items())},
+        "partial_calls": sum(1 for c in calls if c.partial),
+        "messages": stats.messages,
+        "retransmissions": stats.retransmissions,
+        "requests": dict(stats.requests.most_common()),
+        "responses": {str(code): n for code, n in sorted(stats.responses.items())},
+        "transactions": {
+            method: {str(k): n for k, n in counter.most_common()} for method, counter in sorted(stats.transactions.items())
+        },
+        "by_transport": dict(stats.by_transport),
+        "parse_errors": stats.parse_errors,
+        "truncated_messages": stats.truncated,
+        "kpi": compute_kpis(calls),
+    }
+
+
+def analysis_to_dict(analysis: Analysis) -> dict:
+    cap = analysis.capture
+    problems = analysis.problems
+    return {
+        "schema": SCHEMA_VERSION,
+        "capture": {
+            "file": cap.file,
+            "format": cap.format,
+            "packets": cap.packets,
+            "bytes": cap.bytes,
+            "first": iso(cap.first),
+            "last": iso(cap.last),
+            "duration_s": _round(cap.last - cap.first, 6) if cap.first is not None and cap.last is not None else None,
+            "link_types": cap.linktypes,
+            "damaged": analysis.damaged,
+        },
+        "summary": summary(analysis),
+        "calls": [call_to_dict(c) for c in analysis.calls],
+        "problems": [p.to_dict() for p in problems.kept],
+        "problems_omitted": problems.omitted(),
+    }
+
+
+CSV_COLUMNS = [
+    "call_id", "start", "end", "from", "to", "from_user", "to_user", "caller", "callee", "transport",
+    "outcome", "final_status", "reason_phrase", "reason_header", "pdd_ms", "setup_ms", "duration_s",
+    "messages", "retransmissions", "partial", "bye_by", "user_agent", "server",
+]
+
+
+def call_rows(analysis: Analysis) -> list[dict]:
+    """One flat row per call, for CSV and other tabular outputs."""
+    rows = []
+    for call in analysis.calls:
+        d = call_to_dict(call)
+        d["reason_phrase"] = d["reason"]["phrase"]
+        d["reason_header"] = "; ".join(d["reason"]["header"])
+        rows.append({k: d.get(k) for k in CSV_COLUMNS})
+    return rows
+
+
+def status_label(code: int) -> str:
+    return f"{code} {lookup(code).phrase}"

@@ -1,0 +1,134 @@
+"""The analysis on a terminal: a summary a support engineer reads first, then one line per call."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from sipwatch.core.result import Analysis
+from sipwatch.report.data import analysis_to_dict, status_label
+
+_OUTCOME_STYLE = {
+    "answered": "green", "in_progress": "cyan", "cancelled": "yellow", "no_answer": "yellow", "busy": "yellow",
+    "declined": "yellow", "redirected": "blue",
+}
+
+_KPI_LABELS = [
+    ("attempts", "Call attempts (decided)", ""),
+    ("asr", "ASR answer-seizure ratio", "%"),
+    ("ner", "NER network effectiveness", "%"),
+    ("ser", "SER session establishment", "%"),
+    ("seer", "SEER establishment effectiveness", "%"),
+    ("isa", "ISA ineffective attempts", "%"),
+    ("scr", "SCR session completion", "%"),
+    ("srd_ms", "SRD session request delay", " ms"),
+    ("pdd_ms", "PDD post-dial delay", " ms"),
+    ("setup_ms", "Setup time (INVITE to 2xx)", " ms"),
+    ("acd_s", "ACD average call duration", " s"),
+]
+
+
+def render(analysis: Analysis, console: Console, show_calls: bool = True, max_calls: int = 200) -> None:
+    data = analysis_to_dict(analysis)
+    cap = data["capture"]
+    summ = data["summary"]
+    console.print(
+        Text.assemble(
+            ("sipwatch ", "bold"), (cap["file"], "bold cyan"),
+            f"  {cap['format']}, {cap['packets']} packets, {cap['first'] or '-'} .. {cap['last'] or '-'}",
+        )
+    )
+    console.print(
+        f"SIP messages: {summ['messages']} ({summ['retransmissions']} retransmissions, "
+        f"{summ['parse_errors']} malformed, {summ['truncated_messages']} cut short)   calls: {summ['calls']}"
+        f" ({summ['partial_calls']} partial)"
+    )
+
+    outcomes = Table(title="Calls by outcome", box=box.SIMPLE_HEAD)
+    outcomes.add_column("outcome")
+    outcomes.add_column("calls", justify="right")
+    for outcome, n in summ["outcomes"].items():
+        outcomes.add_row(Text(outcome, style=_OUTCOME_STYLE.get(outcome, "red")), str(n))
+
+    codes = Table(title="SIP responses (all messages)", box=box.SIMPLE_HEAD)
+    codes.add_column("status")
+    codes.add_column("messages", justify="right")
+    for code, n in summ["responses"].items():
+        codes.add_row(status_label(int(code)), str(n))
+
+    methods = Table(title="SIP requests", box=box.SIMPLE_HEAD)
+    methods.add_column("method")
+    methods.add_column("messages", justify="right")
+    methods.add_column("transactions: final status", overflow="fold")
+    for method, n in summ["requests"].items():
+        tx = summ["transactions"].get(method, {})
+        methods.add_row(method, str(n), ", ".join(f"{k}x{v}" for k, v in tx.items()))
+
+    kpis = Table(title="KPIs", box=box.SIMPLE_HEAD)
+    kpis.add_column("indicator")
+    kpis.add_column("value", justify="right")
+    for key, label, unit in _KPI_LABELS:
+        value = summ["kpi"].get(key)
+        kpis.add_row(label, "-" if value is None else f"{value}{unit}")
+
+    if console.width >= 150:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_row(outcomes, codes, methods, kpis)
+        console.print(grid)
+    else:
+        for table in (outcomes, codes, methods, kpis):
+            console.print(table)
+
+    if show_calls and data["calls"]:
+        console.print(_calls_table(data["calls"], max_calls, wide=console.width >= 140))
+    if data["problems"]:
+        console.print(_problems_table(data))
+
+
+def _calls_table(calls: list[dict], limit: int, wide: bool) -> Group | Table:
+    table = Table(title="Calls", box=box.SIMPLE_HEAD)
+    columns = [
+        ("start", "left"), ("from", "left"), ("to", "left"), ("outcome", "left"), ("final", "left"),
+        ("PDD ms", "right"), ("setup ms", "right"), ("dur s", "right"), ("msgs", "right"), ("call-id", "left"),
+    ]
+    for column, justify in columns if wide else columns[:5] + columns[7:9]:
+        table.add_column(column, justify=justify, overflow="fold", no_wrap=column in ("start", "PDD ms", "dur s"))
+    for call in calls[:limit]:
+        final = f"{call['final_status']} {call['reason']['phrase'] or ''}".strip() if call["final_status"] else ""
+        if call["reason"]["header"]:
+            final += f" [{'; '.join(call['reason']['header'])}]"
+        outcome = call["outcome"] or ""
+        if call["partial"]:
+            outcome += " (partial)"
+        cells = [
+            (call["start"] or "")[11:23], call["from_user"] or call["from"] or "", call["to_user"] or call["to"] or "",
+            Text(outcome, style=_OUTCOME_STYLE.get(call["outcome"], "red")), final,
+            _num(call["pdd_ms"]), _num(call["setup_ms"]), _num(call["duration_s"]), str(call["messages"]),
+            call["call_id"],
+        ]
+        table.add_row(*(cells if wide else cells[:5] + cells[7:9]))
+    if len(calls) > limit:
+        return Group(table, Text(f"... {len(calls) - limit} more calls (use --format json or csv for all)"))
+    return table
+
+
+def _problems_table(data: dict) -> Table:
+    table = Table(title="Problems reading the capture", box=box.SIMPLE_HEAD)
+    table.add_column("kind")
+    table.add_column("frame", justify="right")
+    table.add_column("offset", justify="right")
+    table.add_column("message", overflow="fold")
+    for problem in data["problems"][:50]:
+        table.add_row(
+            problem["kind"], _num(problem["frame"]), _num(problem["offset"]), problem["message"],
+        )
+    omitted = sum(data["problems_omitted"].values()) + max(0, len(data["problems"]) - 50)
+    if omitted:
+        table.caption = f"{omitted} more problems not shown (see --format json)"
+    return table
+
+
+def _num(value) -> str:
+    return "" if value is None else str(value)
