@@ -129,33 +129,31 @@ class _progress:
 
 def main() -> None:
     """Console entry point: a user sees one line per error, never a traceback."""
+    err = Console(stderr=True)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except SipwatchError as exc:
-        Console(stderr=True).print(f"sipwatch: error: {exc}", highlight=False, markup=False)
+        err.print(f"sipwatch: error: {exc}", highlight=False, markup=False)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        err.print(f"sipwatch: error: {exc.format_message()} (see sipwatch --help)", highlight=False, markup=False)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
         if os.environ.get("SIPWATCH_DEBUG"):
             raise
-        Console(stderr=True).print(
+        err.print(
             f"sipwatch: internal error: {type(exc).__name__}: {exc} (set SIPWATCH_DEBUG=1 for details; please report)",
             highlight=False, markup=False,
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

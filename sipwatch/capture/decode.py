@@ -12,7 +12,7 @@ bridging) and VXLAN tunnels.
 from __future__ import annotations
 
 import socket
-from struct import unpack_from
+from struct import Struct, unpack_from
 
 from sipwatch.capture.reassembly import FragmentReassembler, TcpReassembler
 from sipwatch.model import Datagram, ProblemLog, Transport
@@ -56,6 +56,11 @@ _MAX_TUNNEL_DEPTH = 4
 
 _UDP = Transport.UDP
 _TCP = Transport.TCP
+
+# The common case in one read: Ethernet, IPv4 without options or fragmentation, UDP. Fields: ethertype,
+# version/IHL, total length, flags/fragment offset, protocol, source, destination, ports, UDP length.
+_ETH_IP4_UDP = Struct("!12xHBxH2xHxB2x4s4sHHH")
+_ETH_IP4_UDP_LEN = _ETH_IP4_UDP.size
 
 
 def _address_cache(family: int):
@@ -116,6 +121,13 @@ class FrameDecoder:
     # --- link layers -------------------------------------------------------------------------------
 
     def _ethernet(self, data: bytes, frame: int, ts: float, off: int = 0, depth: int = 0) -> Datagram | None:
+        if not off and len(data) >= _ETH_IP4_UDP_LEN:
+            etype, vihl, total, frag, proto, src, dst, sport, dport, ulen = _ETH_IP4_UDP.unpack_from(data)
+            if etype == ETH_IPV4 and vihl == 0x45 and proto == IPPROTO_UDP and not frag & 0x3FFF and dport != VXLAN_PORT:
+                end = 14 + total if total > 0 and 14 + total <= len(data) else len(data)
+                pend = 34 + ulen if ulen >= 8 and 34 + ulen <= end else end
+                ip = self._ip4
+                return Datagram(frame, ts, ip(src), sport, ip(dst), dport, _UDP, data[42:pend])
         if len(data) < off + 14:
             return None
         etype = (data[off + 12] << 8) | data[off + 13]

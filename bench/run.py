@@ -1,0 +1,79 @@
+"""`make bench`: sipwatch against tshark on the SIPp load capture, measured in the same run.
+
+Runs are alternated (sipwatch, tshark, sipwatch, tshark...) so that machine noise hits both alike; the
+medians and the speed-up (tshark time / sipwatch time) are printed with sipwatch's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOAD = HERE / "data" / "load.pcap"
+SIP_PORT = 5190  # the load capture's SIP port (bench/make_load.sh)
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall time in seconds and peak RSS in KiB of one run of `cmd` (output discarded)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed with exit code {code}: {stderr.strip()[:500]}")
+    return elapsed, usage.ru_maxrss
+
+
+def packets(path: Path) -> int:
+    out = subprocess.run(["capinfos", "-c", "-M", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(out.strip().splitlines()[-1].split(":")[-1].strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each tool (alternated)")
+    parser.add_argument("--capture", type=Path, default=LOAD)
+    args = parser.parse_args()
+
+    if not args.capture.exists():
+        subprocess.run(["bash", str(HERE / "make_load.sh"), str(args.capture)], check=True)
+    sipwatch = shutil.which("sipwatch", path=str(ROOT / ".venv" / "bin")) or "sipwatch"
+    n = packets(args.capture)
+    print(f"load capture: {args.capture} ({n} packets, {args.capture.stat().st_size / 1e6:.1f} MB)")
+
+    tools = {
+        "sipwatch analyze": [sipwatch, "analyze", str(args.capture), "--format", "json", "-o", os.devnull],
+        "tshark -z sip,stat": [
+            "tshark", "-n", "-q", "-r", str(args.capture), "-d", f"udp.port=={SIP_PORT},sip", "-z", "sip,stat",
+        ],
+    }
+    times: dict[str, list[float]] = {name: [] for name in tools}
+    rss: list[int] = []
+    for i in range(args.runs):
+        for name, cmd in tools.items():
+            elapsed, peak = timed(cmd)
+            times[name].append(elapsed)
+            if name.startswith("sipwatch"):
+                rss.append(peak)
+            print(f"  run {i + 1}: {name:22s} {elapsed:7.2f} s")
+    med = {name: statistics.median(values) for name, values in times.items()}
+    speedup = med["tshark -z sip,stat"] / med["sipwatch analyze"]
+    print()
+    for name, value in med.items():
+        print(f"median {name:22s} {value:7.2f} s  ({n / value:,.0f} packets/s)")
+    print(f"speed-up (tshark / sipwatch): {speedup:.2f}x")
+    print(f"sipwatch peak RSS: {max(rss) / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
