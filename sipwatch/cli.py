@@ -52,8 +52,12 @@ def analyze(
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
     calls: Annotated[bool, typer.Option("--calls/--no-calls", help="List every call in the table output.")] = True,
+    rtp_heuristic: Annotated[
+        bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced (listed as unattached streams).")
+    ] = False,
 ) -> None:
-    """Analyze a capture: calls by outcome, status codes, KPIs, parse problems, and a calls table."""
+    """Analyze a capture: calls by outcome, status codes, KPIs, media, findings, problems, and a calls table."""
+    from sipwatch.core.analyzer import AnalyzerConfig
     from sipwatch.pipeline import analyze_file
 
     fmt = output_format or (_SUFFIX_FORMATS.get(output.suffix.lower()) if output else None) or Format.table
@@ -61,13 +65,41 @@ def analyze(
         output.parent.mkdir(parents=True, exist_ok=True)
     err = Console(stderr=True)
     with _progress(err) as progress:
-        analysis = analyze_file(capture, progress=progress)
+        analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
     _write(analysis, fmt, output, calls)
     for problem in analysis.problems.kept:
         if problem.kind in ("truncated_capture", "corrupt_record", "corrupt_block", "unsupported_linktype"):
             err.print(f"sipwatch: warning: {analysis.capture.file}: {problem}", highlight=False, markup=False)
     if output is not None:
         err.print(f"sipwatch: wrote {output}", highlight=False, markup=False)
+    if analysis.damaged:
+        raise typer.Exit(EXIT_DAMAGED)
+
+
+@app.command()
+def streams(
+    capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
+    rtp_heuristic: Annotated[
+        bool, typer.Option("--rtp-heuristic", help="Also list RTP no SDP announced.")
+    ] = False,
+    output_format: Annotated[Format, typer.Option("--format", "-f", help="table, json or csv.")] = Format.table,
+) -> None:
+    """List RTP streams like `tshark -z rtp,streams`, with the call each belongs to."""
+    from sipwatch.core.analyzer import AnalyzerConfig
+    from sipwatch.pipeline import analyze_file
+    from sipwatch.report.data import stream_rows
+    from sipwatch.report.terminal import render_streams
+
+    analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic))
+    rows = stream_rows(analysis)
+    if output_format is Format.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    elif output_format is Format.csv:
+        import pandas as pd
+
+        sys.stdout.write(pd.DataFrame(rows).to_csv(index=False))
+    else:
+        render_streams(rows, Console())
     if analysis.damaged:
         raise typer.Exit(EXIT_DAMAGED)
 

@@ -154,3 +154,35 @@ class Outcome(StrEnum):
     REDIRECTED = "redirected"
     FAILED = "failed"
     IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One fact a finding rests on: where in the capture (frame, time) and what was seen."""
+
+    what: str
+    value: str | None = None
+    frame: int | None = None
+    ts: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"what": self.what, "value": self.value, "frame": self.frame, "ts": self.ts}
+
+
+@dataclass(slots=True)
+class Finding:
+    """Something wrong (or worth knowing) about a call or the capture, decided by a detector.
+
+    `kind` is a stable identifier (docs/findings.md); `detail` a one-line human explanation.
+    """
+
+    kind: str
+    detail: str
+    evidence: list[Evidence]
+    ts: float | None = None
+    data: dict | None = None  # detector-specific figures (loss %, silent side, gap seconds...)
+
+
+def hostport(ip: str, port: int) -> str:
+    """`ip:port`, with IPv6 addresses in brackets as in URIs (`[::1]:5060`)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

@@ -36,7 +36,6 @@ def analyze_capture(
     feed = analyzer.feed
     calls: list[Call] = []
     total = capture.size or 0
-    stream = capture._stream
     for frame, ts, linktype, data in capture.frames():
         try:
             datagram = decode(frame, ts, linktype, data)
@@ -50,14 +49,14 @@ def analyze_capture(
                 frame, severity=Severity.ERROR,
             )
         if progress is not None and not frame & 0x3FFF:
-            progress(stream.position, total)
+            progress(capture.position, total)
     decoder.fragments.close()
     decoder.tcp.close()
     calls.extend(event.call for event in analyzer.close())
     problems.extend(capture.problems)
     calls.sort(key=lambda c: (c.start, c.call_id))
     if progress is not None:
-        progress(stream.position, total)
+        progress(capture.position, total)
 
     linktypes = sorted(capture.linktypes)
     if linktypes and all(not decoder.supports(lt) for lt in linktypes):
@@ -77,4 +76,4 @@ def analyze_capture(
     )
     if decoder.sctp_packets:
         problems.report("unsupported_transport", f"{decoder.sctp_packets} SCTP packets skipped: SIP over SCTP is not decoded yet")
-    return Analysis(info, analyzer.stats, calls, problems, analyzer.config)
+    return Analysis(info, analyzer.stats, calls, problems, analyzer.config, analyzer.unattached_streams())

@@ -240,7 +240,7 @@ class FrameDecoder:
         dst = data[off + 24 : off + 40]
         start = off + 40
         end = start + plen if plen > 0 and start + plen <= len(data) else len(data)
-        fragment = None
+        reassembled = False
         while True:
             if nxt in _IPV6_EXTENSIONS:
                 if end < start + 8:
@@ -248,23 +248,27 @@ class FrameDecoder:
                 length = (data[start + 1] + 2) * 4 if nxt == 51 else (data[start + 1] + 1) * 8
                 nxt = data[start]
                 start += length
-            elif nxt == 44:  # fragment header (RFC 8200 §4.5)
+            elif nxt == 44 and not reassembled:  # fragment header (RFC 8200 §4.5)
                 if end < start + 8:
                     return None
                 offset_flags, ident = unpack_from("!HI", data, start + 2)
-                fragment = (offset_flags & 0xFFF8, bool(offset_flags & 1), ident)
                 nxt = data[start]
                 start += 8
+                if start > end:
+                    return None
+                # What follows is the fragmentable part (it may open with more extension headers):
+                # reassemble it first, then go on walking headers in the whole payload.
+                whole = self.fragments.add(
+                    (6, src, dst, ident, 0), offset_flags & 0xFFF8, bool(offset_flags & 1), data[start:end], frame, ts
+                )
+                if whole is None:
+                    return None
+                data, start, end = whole, 0, len(whole)
+                reassembled = True
             else:
                 break
             if start > end:
                 return None
-        if fragment is not None:
-            frag_offset, more, ident = fragment
-            whole = self.fragments.add((6, src, dst, ident, 0), frag_offset, more, data[start:end], frame, ts)
-            if whole is None:
-                return None
-            data, start, end = whole, 0, len(whole)
         ip = self._ip6
         return self._transport(nxt, data, start, end, ip(src), ip(dst), frame, ts, depth)
 

@@ -18,6 +18,7 @@ MAX_DATAGRAM = 65535
 TCP_MAX_PENDING_BYTES = 1 << 20  # out-of-order bytes held per direction before skipping a gap
 TCP_MAX_STREAMS = 65536
 TCP_IDLE_TIMEOUT = 3600.0
+TCP_MAX_CLOSED = 4096  # directions closed by FIN/RST whose end is remembered, to spot late retransmissions
 
 _SYN = 0x02
 _FIN = 0x01
@@ -122,18 +123,27 @@ class TcpReassembler:
     def __init__(self, problems: ProblemLog) -> None:
         self.problems = problems
         self.streams: dict[tuple, _TcpDirection] = {}
+        self.closed: dict[tuple, int] = {}  # direction -> sequence number its data ended at (FIN/RST)
         self.retransmissions = 0
         self.out_of_order = 0
 
     def segment(self, key: tuple, seq: int, flags: int, payload: bytes, frame: int, ts: float) -> bytes | None:
         state = self.streams.get(key)
         if flags & _SYN:
+            self.closed.pop(key, None)
             self.streams[key] = _TcpDirection((seq + 1) & 0xFFFFFFFF, ts)
             if len(self.streams) > TCP_MAX_STREAMS:
                 self._expire(ts)
             return payload or None  # data on a SYN is rare (TFO); deliver it
         if state is None:
             if not payload:
+                return None
+            end = self.closed.pop(key, None)
+            if end is not None and 0 < (end - seq) & 0xFFFFFFFF <= TCP_MAX_PENDING_BYTES:
+                # data from just before the FIN/RST that closed this direction (often data+FIN sent again);
+                # anything else is a new connection on the same ports whose SYN was not captured
+                self.closed[key] = end
+                self.retransmissions += 1
                 return None
             state = self.streams[key] = _TcpDirection(seq, ts)
             if len(self.streams) > TCP_MAX_STREAMS:
@@ -144,6 +154,9 @@ class TcpReassembler:
             out = self._data(state, seq, payload, frame)
         if flags & (_FIN | _RST) and not state.pending:
             del self.streams[key]
+            self.closed[key] = state.next_seq
+            if len(self.closed) > TCP_MAX_CLOSED:
+                del self.closed[next(iter(self.closed))]
         return out
 
     def _data(self, state: _TcpDirection, seq: int, payload: bytes, frame: int) -> bytes | None:
@@ -203,3 +216,4 @@ class TcpReassembler:
                     "tcp_gap", f"{state.pending_bytes} bytes of TCP data waited for a segment the capture never saw"
                 )
         self.streams.clear()
+        self.closed.clear()

@@ -16,11 +16,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sipwatch.core.calls import Call, MessageRecord
+from sipwatch.core.calls import Call, MessageRecord, SdpRecord
+from sipwatch.core.findings import MediaThresholds, media_findings
+from sipwatch.core.media import MediaTracker, RtpStream
 from sipwatch.core.states import FINAL_STATES, CallEvent, CallState, next_state
-from sipwatch.model import Datagram, ProblemLog, Severity, Transport
+from sipwatch.model import Datagram, ProblemLog, Severity, Transport, hostport
 from sipwatch.sip.framing import StreamFramer
 from sipwatch.sip.message import SipMessage, SipParseError, TruncatedMessage, starts_like_sip
+from sipwatch.sip.sdp import SdpParseError
 
 T1 = 0.5  # RFC 3261 §17.1.1.1
 
@@ -35,6 +38,8 @@ class AnalyzerConfig:
     dialog_idle_timeout: float = 4 * 3600.0  # an answered call silent this long is retired as open
     max_records_per_call: int = 2000
     sweep_interval: float = 1.0  # how often (capture time) timers are checked
+    rtp_heuristic: bool = False  # follow RTP nobody signalled (listed as unattached streams)
+    media: MediaThresholds = field(default_factory=MediaThresholds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,8 @@ class Analyzer:
         self._framers: dict[tuple, StreamFramer] = {}
         self._now = float("-inf")
         self._next_sweep = float("-inf")
+        self.media = MediaTracker(self.config.rtp_heuristic)
+        self._media_packet = self.media.packet
 
     # --- input ----------------------------------------------------------------------------------
 
@@ -101,6 +108,10 @@ class Analyzer:
             self._feed_stream(datagram)
         elif starts_like_sip(payload):
             self._message(payload, datagram)
+        else:
+            self._media_packet(
+                datagram.frame, ts, datagram.src, datagram.sport, datagram.dst, datagram.dport, payload
+            )
         return events
 
     def tick(self, ts: float) -> list[CallFinished]:
@@ -245,13 +256,15 @@ class Analyzer:
         if len(call.records) < self.config.max_records_per_call:
             call.records.append(
                 MessageRecord(
-                    datagram.frame, ts, f"{_hostport(datagram.src, datagram.sport)}",
-                    f"{_hostport(datagram.dst, datagram.dport)}", str(datagram.transport), msg.label,
+                    datagram.frame, ts, f"{hostport(datagram.src, datagram.sport)}",
+                    f"{hostport(datagram.dst, datagram.dport)}", str(datagram.transport), msg.label,
                     msg.cseq, msg.cseq_method, msg.status, retransmission,
                 )
             )
         else:
             call.records_dropped += 1
+        if msg.body and not retransmission:
+            self._sdp(call, msg, datagram)
         event = self._call_event(call, msg, datagram, retransmission)
         if event is None:
             return
@@ -260,6 +273,26 @@ class Analyzer:
             call.anomalies.append(f"frame {datagram.frame}: {msg.label} in state {call.state}")
             return
         call.state = new
+
+    def _sdp(self, call: Call, msg: SipMessage, datagram: Datagram) -> None:
+        try:
+            sdp = msg.sdp
+        except SdpParseError as exc:
+            self.problems.report("sdp_parse", f"malformed SDP: {exc}", datagram.frame)
+            return
+        if sdp is None:
+            return
+        # the sender of a request is the caller when its From-tag is the caller's; responses go the other way
+        from_caller = call.from_tag is None or msg.from_.tag == call.from_tag
+        sender = "caller" if msg.is_request == from_caller else "callee"
+        call.sdp.append(
+            SdpRecord(
+                datagram.frame, datagram.ts, sender, msg.label, datagram.src, sdp.origin_address,
+                [m.connection for m in sdp.media], [m.port for m in sdp.media], [m.direction for m in sdp.media],
+                [m.payload_types for m in sdp.media],
+            )
+        )
+        self.media.expect(call.call_id, sender, sdp, datagram.src, datagram.frame)
 
     def _call_event(self, call: Call, msg: SipMessage, datagram: Datagram, retransmission: bool) -> CallEvent | None:
         """Map a message to a CallEvent, recording the call's timeline on the way."""
@@ -313,8 +346,8 @@ class Analyzer:
         call.invite_cseq = msg.cseq
         if call.invite_ts is None:
             call.invite_ts, call.invite_frame = datagram.ts, datagram.frame
-            call.caller = _hostport(datagram.src, datagram.sport)
-            call.callee = _hostport(datagram.dst, datagram.dport)
+            call.caller = hostport(datagram.src, datagram.sport)
+            call.callee = hostport(datagram.dst, datagram.dport)
             call.transport = str(datagram.transport)
             call.from_uri, call.from_user = msg.from_.uri.raw, msg.from_.user
             call.to_uri, call.to_user = msg.to.uri.raw, msg.to.user
@@ -401,9 +434,10 @@ class Analyzer:
     def _retire(self, call: Call, now: float) -> CallFinished:
         del self.calls[call.call_id]
         call.decide(now, self.config.invite_timeout)
+        call.streams = self.media.release(call.call_id)
+        call.findings.extend(media_findings(call, call.streams, self.config.media, now))
         self.finished += 1
         return CallFinished(call)
 
-
-def _hostport(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    def unattached_streams(self) -> list[RtpStream]:
+        return self.media.unattached()

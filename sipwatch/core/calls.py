@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sipwatch.core.states import EARLY_STATES, CallState
-from sipwatch.model import Outcome
+from sipwatch.model import Finding, Outcome
 from sipwatch.sip.codes import AUTH_CHALLENGES, invite_outcome
 from sipwatch.sip.message import ReasonValue
 
@@ -24,6 +24,28 @@ class MessageRecord:
     cseq_method: str
     status: int | None
     retransmission: bool
+
+
+@dataclass(slots=True)
+class SdpRecord:
+    """One SDP body seen in the call: who sent it and what it announced."""
+
+    frame: int
+    ts: float
+    sender: str  # "caller" or "callee"
+    message: str  # label of the carrying message (INVITE, 183 Session Progress, ...)
+    signalling_src: str
+    origin_address: str | None
+    connections: list[str | None]
+    ports: list[int]
+    directions: list[str]
+    payload_types: list[list[int]]
+
+    @property
+    def on_hold(self) -> bool:
+        return any(d in ("sendonly", "inactive") for d in self.directions) or any(
+            c in ("0.0.0.0", "::") for c in self.connections
+        )
 
 
 @dataclass(slots=True)
@@ -77,6 +99,9 @@ class Call:
     started_before_capture: bool = False
     open_at_end: bool = False
     anomalies: list[str] = field(default_factory=list)
+    sdp: list[SdpRecord] = field(default_factory=list)  # every SDP of the call, in order
+    streams: list = field(default_factory=list)  # RtpStream, filled when the call is retired
+    findings: list[Finding] = field(default_factory=list)
     outcome: Outcome | None = None
     timeout_kind: str | None = None  # "no_response", "trying_only", "ringing"
 

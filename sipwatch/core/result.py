@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sipwatch.core.analyzer import AnalyzerConfig, SipStats
 from sipwatch.core.calls import Call
+from sipwatch.core.media import RtpStream
 from sipwatch.model import ProblemLog, Severity
 
 
@@ -30,6 +31,7 @@ class Analysis:
     calls: list[Call]
     problems: ProblemLog
     config: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+    unattached_streams: list[RtpStream] = field(default_factory=list)
 
     @property
     def damaged(self) -> bool:

@@ -98,3 +98,26 @@ EARLY_STATES = frozenset((S.CALLING, S.TRYING, S.RINGING, S.CANCELLING))
 def next_state(state: CallState, event: CallEvent) -> CallState | None:
     """The state after `event`, or None when the table has no such transition (a wire anomaly)."""
     return CALL_TRANSITIONS[state].get(event)
+
+
+def transitions_markdown() -> str:
+    """The transition table as Markdown (docs/states.md is this output; a test keeps them equal)."""
+    events = list(CallEvent)
+    lines = [
+        "# Call states",
+        "",
+        "Generated from `sipwatch/core/states.py` by `python -m sipwatch.core.states`; do not edit by hand.",
+        "Rows: state; columns: event; cell: next state (`-`: a wire anomaly, recorded on the call).",
+        "",
+        "| state | " + " | ".join(f"`{e.value}`" for e in events) + " |",
+        "|---|" + "---|" * len(events),
+    ]
+    for state in CallState:
+        row = CALL_TRANSITIONS[state]
+        cells = [row[e].value if e in row else "-" for e in events]
+        lines.append(f"| **{state.value}** | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(transitions_markdown(), end="")

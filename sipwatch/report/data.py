@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 
 from sipwatch.core.calls import Call
 from sipwatch.core.kpi import compute_kpis
+from sipwatch.core.media import RtpStream
 from sipwatch.core.result import Analysis
+from sipwatch.media.mos import estimate_mos
+from sipwatch.model import Finding, hostport
 from sipwatch.sip.codes import lookup
 
 SCHEMA_VERSION = 1
@@ -72,6 +75,57 @@ def call_to_dict(call: Call) -> dict:
         "first_frame": call.first_frame,
         "final_frame": call.final_frame,
         "anomalies": list(call.anomalies),
+        "streams": [stream_to_dict(s) for s in call.streams],
+        "findings": [finding_to_dict(f) for f in call.findings],
+    }
+
+
+def stream_to_dict(stream: RtpStream) -> dict:
+    st = stream.stats
+    main_pt = max(st.payload_types, key=st.payload_types.get) if st.payload_types else None
+    codec = stream.codec
+    return {
+        "src": hostport(stream.src, stream.sport),
+        "dst": hostport(stream.dst, stream.dport),
+        "ssrc": stream.ssrc,
+        "ssrc_hex": f"0x{stream.ssrc:08X}",
+        "call_id": stream.call_id,
+        "direction": stream.direction,
+        "payload_type": main_pt,
+        "payload_types": {str(pt): n for pt, n in st.payload_types.items()},
+        "codec": codec,
+        "packets": st.packets,
+        "expected": st.expected,
+        "lost": st.lost,
+        "loss_pct": round(st.lost_pct, 3),
+        "duplicates": st.duplicates,
+        "out_of_order": st.out_of_order,
+        "seq_jumps": st.seq_jumps,
+        "longest_loss_burst": st.longest_loss_burst,
+        "jitter_mean_ms": _round(st.mean_jitter_ms, 3),
+        "jitter_max_ms": _round(st.max_jitter_ms, 3),
+        "delta_mean_ms": _round(st.mean_delta_ms, 3),
+        "delta_max_ms": _round(st.max_delta_ms, 3),
+        "mos": estimate_mos(codec, max(0.0, st.lost_pct)),
+        "first": iso(st.first),
+        "last": iso(st.last),
+        "first_frame": st.first_frame,
+        "last_frame": st.last_frame,
+        "matched_by": None if stream.expectation is None else (
+            "signalling source" if stream.expectation.via_signalling_source else "sdp c="
+        ),
+    }
+
+
+def finding_to_dict(finding: Finding) -> dict:
+    return {
+        "kind": finding.kind,
+        "detail": finding.detail,
+        "at": iso(finding.ts),
+        "evidence": [
+            {"what": e.what, "value": e.value, "frame": e.frame, "at": iso(e.ts)} for e in finding.evidence
+        ],
+        "data": finding.data or {},
     }
 
 
@@ -95,6 +149,8 @@ def summary(analysis: Analysis) -> dict:
         "by_transport": dict(stats.by_transport),
         "parse_errors": stats.parse_errors,
         "truncated_messages": stats.truncated,
+        "rtp_streams": sum(len(c.streams) for c in calls) + len(analysis.unattached_streams),
+        "findings": dict(Counter(f.kind for c in calls for f in c.findings).most_common()),
         "kpi": compute_kpis(calls),
     }
 
@@ -117,6 +173,7 @@ def analysis_to_dict(analysis: Analysis) -> dict:
         },
         "summary": summary(analysis),
         "calls": [call_to_dict(c) for c in analysis.calls],
+        "unattached_streams": [stream_to_dict(s) for s in analysis.unattached_streams],
         "problems": [p.to_dict() for p in problems.kept],
         "problems_omitted": problems.omitted(),
     }
@@ -142,3 +199,11 @@ def call_rows(analysis: Analysis) -> list[dict]:
 
 def status_label(code: int) -> str:
     return f"{code} {lookup(code).phrase}"
+
+
+def stream_rows(analysis: Analysis) -> list[dict]:
+    """Every RTP stream, attached or not, in order of first packet."""
+    rows = [stream_to_dict(s) for c in analysis.calls for s in c.streams]
+    rows += [stream_to_dict(s) for s in analysis.unattached_streams]
+    rows.sort(key=lambda r: (r["first"] or "", r["src"]))
+    return rows

@@ -83,6 +83,12 @@ def render(analysis: Analysis, console: Console, show_calls: bool = True, max_ca
 
     if show_calls and data["calls"]:
         console.print(_calls_table(data["calls"], max_calls, wide=console.width >= 140))
+    streams = [s for c in data["calls"] for s in c["streams"]] + data["unattached_streams"]
+    if show_calls and streams:
+        render_streams(streams, console, limit=max_calls)
+    findings = [(c, f) for c in data["calls"] for f in c["findings"]]
+    if findings:
+        console.print(_findings_table(findings))
     if data["problems"]:
         console.print(_problems_table(data))
 
@@ -132,3 +138,34 @@ def _problems_table(data: dict) -> Table:
 
 def _num(value) -> str:
     return "" if value is None else str(value)
+
+
+def render_streams(rows: list[dict], console: Console, limit: int = 500) -> None:
+    table = Table(title="RTP streams", box=box.SIMPLE_HEAD)
+    for column, justify in (
+        ("src", "left"), ("dst", "left"), ("SSRC", "left"), ("codec", "left"), ("pkts", "right"),
+        ("lost", "right"), ("max delta ms", "right"), ("jitter mean/max ms", "right"), ("MOS", "right"),
+        ("call", "left"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")
+    for row in rows[:limit]:
+        codec = row["codec"] or (f"PT {row['payload_type']}" if row["payload_type"] is not None else "")
+        table.add_row(
+            row["src"], row["dst"], row["ssrc_hex"], codec, str(row["packets"]),
+            f"{row['lost']} ({row['loss_pct']:.1f}%)", _num(row["delta_max_ms"]),
+            f"{_num(row['jitter_mean_ms'])} / {_num(row['jitter_max_ms'])}", _num(row["mos"]),
+            (row["call_id"] or "unattached")[:40],
+        )
+    if len(rows) > limit:
+        table.caption = f"{len(rows) - limit} more streams (use sipwatch streams or --format json)"
+    console.print(table)
+
+
+def _findings_table(findings: list[tuple[dict, dict]]) -> Table:
+    table = Table(title="Findings", box=box.SIMPLE_HEAD)
+    table.add_column("call", overflow="fold")
+    table.add_column("finding")
+    table.add_column("detail", overflow="fold")
+    for call, finding in findings:
+        table.add_row(call["call_id"][:32], Text(finding["kind"], style="red"), finding["detail"])
+    return table

@@ -15,6 +15,8 @@ MAX_HEAD = 256 * 1024
 
 _CONTENT_LENGTH = re.compile(rb"\r?\n(?:content-length|l)[ \t]*:[ \t]*(\d+)", re.IGNORECASE)
 _START_LINE = re.compile(rb"(?:SIP/2\.0 \d{3}|[A-Z]+ \S+ SIP/2\.0\r?\n)")
+# a method is a token (RFC 3261 §25.1), e.g. RFC 4475's "!interesting-Method0123456789_*+`.%indeed'~"
+_TOKEN_START = frozenset(b"!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~")
 
 
 class StreamFramer:
@@ -54,7 +56,9 @@ class StreamFramer:
                     buf.clear()
                 break
             match = _CONTENT_LENGTH.search(buf, 0, head_end + 2)
-            length = int(match.group(1)) if match else 0  # RFC 3261 §18.3: mandatory on streams
+            digits = match.group(1).lstrip(b"0") if match else b""  # RFC 3261 §18.3: mandatory on streams
+            # more than 9 digits is absurd anyway, and int() refuses more than 4300
+            length = int(digits or b"0") if len(digits) <= 9 else MAX_BUFFER + 1
             end = head_end + sep + length
             if length > MAX_BUFFER:
                 # an absurd Content-Length: deliver the head alone, the parser reports it
@@ -89,6 +93,6 @@ def _starts_message(buf: bytearray) -> bool:
     eol = buf.find(b"\n", 0, 4096)
     if eol < 0:
         # not a whole line yet: plausible while it is all token characters and spaces
-        return len(buf) < 4096 and 0x41 <= buf[0] <= 0x5A
+        return len(buf) < 4096 and buf[0] in _TOKEN_START
     line = bytes(buf[:eol]).rstrip(b"\r")
-    return line.endswith(b" SIP/2.0") and 0x41 <= buf[0] <= 0x5A
+    return line.endswith(b" SIP/2.0") and buf[0] in _TOKEN_START

@@ -28,6 +28,12 @@ _LINE_SPLIT = re.compile(r"\r?\n")
 _STATUS_LINE = re.compile(r"SIP/2\.0\s+(\d{3})(?:\s+(.*))?$", re.IGNORECASE)
 _REQUEST_LINE = re.compile(r"([!%'*+\-.0-9A-Z_`a-z~]+)\s+(\S+)\s+SIP/2\.0\s*$", re.IGNORECASE)
 _PARAM = re.compile(r";\s*([^\s;=,]+)(?:\s*=\s*(\"(?:[^\"\\]|\\.)*\"|[^;,\s]*))?")
+# sent-protocol of a Via: LWS is allowed around each '/' (RFC 3261 §25.1 SLASH), see RFC 4475 §3.1.1.1
+_VIA_PROTOCOL = re.compile(r"\s*([^\s/]+)\s*/\s*([^\s/]+)\s*/\s*([^\s/;]+)(?=\s|$)(.*)", re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+_SDP_PART = re.compile(rb"content-type[ \t]*:[ \t]*application/sdp", re.IGNORECASE)
+# a method is a token (RFC 3261 §25.1); RTP, RTCP, STUN and TLS payloads never start with a token character
+_TOKEN_START = frozenset(b"!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~")
 
 
 class SipParseError(ValueError):
@@ -43,7 +49,7 @@ def starts_like_sip(payload: bytes) -> bool:
 
     Mirrors what tshark's SIP heuristic looks for: `SIP/2.0 NNN` or `METHOD SP URI SP SIP/2.0`.
     """
-    if not payload or not 0x41 <= payload[0] <= 0x5A:  # an uppercase letter; RTP, STUN, TLS never are
+    if not payload or payload[0] not in _TOKEN_START:  # RTP, STUN, TLS never start with one
         return False
     if payload.startswith(b"SIP/2.0 "):
         return True
@@ -52,6 +58,16 @@ def starts_like_sip(payload: bytes) -> bool:
         return False
     line = payload[:eol].rstrip(b"\r")
     return line.endswith(b" SIP/2.0") and line.count(b" ") >= 2
+
+
+def _to_int(text: str) -> int | None:
+    """ASCII digits as an int, else None (str.isdigit() also takes '²', and int() refuses 4300+ digits)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        return None
 
 
 def split_header_values(value: str) -> list[str]:
@@ -113,17 +129,17 @@ class SipUri:
         if not sep:
             return cls(raw, "", None, raw or None, None)
         scheme = scheme.lower()
+        user = None
+        if scheme != "tel" and "@" in rest:
+            # the user part may hold ';' and '?' (RFC 3261 §25.1 user-unreserved: sip:+1234;phone-context=x@gw)
+            user, _, rest = rest.rpartition("@")
+            user = user.split(":", 1)[0] or None  # drop a password
         head, _, params_text = rest.partition(";")
         head = head.split("?", 1)[0]
         params = parse_params(";" + params_text) if params_text else {}
         if scheme == "tel":
             return cls(raw, scheme, head or None, None, None, params)
-        user = None
-        hostport = head
-        if "@" in head:
-            user, _, hostport = head.rpartition("@")
-            user = user.split(":", 1)[0] or None  # drop a password
-        host, port = _split_hostport(hostport)
+        host, port = _split_hostport(head)
         return cls(raw, scheme, user, host, port, params)
 
 
@@ -138,8 +154,8 @@ def _split_hostport(hostport: str) -> tuple[str | None, int | None]:
         host, port_text = hostport.split(":")
     else:
         host, port_text = hostport, ""
-    port = int(port_text) if port_text.isdigit() and int(port_text) < 65536 else None
-    return host or None, port
+    port = _to_int(port_text)
+    return host or None, port if port is not None and port < 65536 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +182,10 @@ class NameAddr:
             gt = raw.find(">", lt)
             if gt < 0:
                 raise SipParseError(f"unclosed '<' in address {raw[:80]!r}")
-            display = raw[:lt].strip().strip('"') or None
+            display = raw[:lt].strip()
+            if len(display) >= 2 and display[0] == display[-1] == '"':  # quoted-string (RFC 3261 §25.1)
+                display = _QUOTED_PAIR.sub(r"\1", display[1:-1])
+            display = display or None
             uri = raw[lt + 1 : gt]
             params = parse_params(raw[gt + 1 :])
         else:
@@ -195,8 +214,7 @@ class Via:
 
     @property
     def rport(self) -> int | None:
-        value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        return _to_int(self.params.get("rport", ""))
 
     @property
     def sent_by(self) -> str:
@@ -207,14 +225,13 @@ class Via:
 
     @classmethod
     def parse(cls, raw: str) -> Via:
-        protocol, _, rest = raw.strip().partition(" ")
-        parts = [p.strip() for p in protocol.split("/")]
-        if len(parts) != 3 or parts[0].upper() != "SIP":
+        match = _VIA_PROTOCOL.match(raw)
+        if not match or match.group(1).upper() != "SIP":
+            protocol = raw.strip().partition(" ")[0]
             raise SipParseError(f"bad Via protocol {protocol[:40]!r}")
-        rest = rest.strip()
-        hostport, _, params_text = rest.partition(";")
+        hostport, _, params_text = match.group(4).strip().partition(";")
         host, port = _split_hostport(hostport.split("(")[0])
-        return cls(parts[2].upper(), host, port, parse_params(";" + params_text) if params_text else {})
+        return cls(match.group(3).upper(), host, port, parse_params(";" + params_text) if params_text else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +247,7 @@ class ReasonValue:
         protocol, _, params_text = raw.partition(";")
         params = parse_params(";" + params_text)
         cause = params.get("cause", "")
-        return cls(protocol.strip().upper(), int(cause) if cause.isdigit() else None, params.get("text") or None)
+        return cls(protocol.strip().upper(), _to_int(cause), params.get("text") or None)
 
     def __str__(self) -> str:
         text = f' "{self.text}"' if self.text else ""
@@ -269,13 +286,15 @@ class SipMessage:
         return f"{self.status} {self.reason_phrase or ''}".strip()
 
     def header(self, name: str) -> str | None:
-        values = self.headers.get(COMPACT_HEADERS.get(name, name.lower()))
+        name = name.lower()
+        values = self.headers.get(COMPACT_HEADERS.get(name, name))
         return values[0] if values else None
 
     def header_values(self, name: str) -> list[str]:
         """Every value of a header, comma-separated values split (for Via, Contact, Reason...)."""
         out: list[str] = []
-        for line in self.headers.get(COMPACT_HEADERS.get(name, name.lower()), ()):
+        name = name.lower()
+        for line in self.headers.get(COMPACT_HEADERS.get(name, name), ()):
             out.extend(split_header_values(line))
         return out
 
@@ -314,12 +333,11 @@ class SipMessage:
         if not value:
             return None
         digits = value.strip().split(";", 1)[0].split("(", 1)[0].strip()
-        return int(digits) if digits.isdigit() else None
+        return _to_int(digits)
 
     @property
     def max_forwards(self) -> int | None:
-        value = (self.header("max-forwards") or "").strip()
-        return int(value) if value.isdigit() else None
+        return _to_int((self.header("max-forwards") or "").strip())
 
     @property
     def user_agent(self) -> str | None:
@@ -404,7 +422,7 @@ class SipMessage:
                 continue
             if line[0] in " \t":  # folded continuation (RFC 3261 §7.3.1)
                 if last is not None:
-                    last[-1] = f"{last[-1]} {line.strip()}"
+                    last[-1] = f"{last[-1]} {line.strip()}" if last[-1] else line.strip()
                 continue
             name, colon, value = line.partition(":")
             if not colon:
@@ -419,9 +437,8 @@ class SipMessage:
         declared = headers.get("content-length")
         if declared:
             value = declared[0].strip()
-            if value.isdigit():
-                content_length = int(value)
-            else:
+            content_length = _to_int(value)
+            if content_length is None:
                 warnings.append(f"Content-Length {value[:20]!r} is not a non-negative number; ignored")
         captured = len(body)
         if content_length is not None and content_length < len(body):
@@ -432,13 +449,14 @@ class SipMessage:
             raise SipParseError("no Call-ID header")
         cseq_text = (headers.get("cseq") or [""])[0]
         number, _, cseq_method = cseq_text.partition(" ")
-        if not number.isdigit() or not cseq_method.strip():
+        cseq = _to_int(number)
+        if cseq is None or not cseq_method.strip():
             raise SipParseError(f"bad CSeq {cseq_text[:40]!r}")
         if "from" not in headers or "to" not in headers:
             raise SipParseError("missing From or To header")
         message = cls(
             method, uri, status, reason_phrase, headers, body, content_length, start,
-            call_id, int(number), cseq_method.strip().upper(),
+            call_id, cseq, cseq_method.strip().upper(),
         )
         message._captured_body = captured
         message.warnings = warnings
@@ -448,10 +466,10 @@ class SipMessage:
 
 
 def _sdp_part(body: bytes) -> bytes | None:
-    marker = body.lower().find(b"content-type: application/sdp")
-    if marker < 0:
+    marker = _SDP_PART.search(body)
+    if marker is None:
         return None
-    start = body.find(b"\r\n\r\n", marker)
+    start = body.find(b"\r\n\r\n", marker.end())
     if start < 0:
         return None
     start += 4

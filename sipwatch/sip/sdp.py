@@ -25,6 +25,16 @@ class SdpParseError(ValueError):
     """The SDP body breaks the grammar in a way that loses information."""
 
 
+def _to_int(text: str) -> int | None:
+    """ASCII digits as an int, else None (str.isdigit() also takes '²', and int() refuses 4300+ digits)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class RtpMap:
     payload_type: int
@@ -49,7 +59,7 @@ class MediaDescription:
 
     @property
     def payload_types(self) -> list[int]:
-        return [int(f) for f in self.formats if f.isdigit()]
+        return [pt for pt in map(_to_int, self.formats) if pt is not None]
 
     def codec(self, payload_type: int) -> RtpMap | None:
         """The codec for a payload type: from a=rtpmap, else RFC 3551's static table."""
@@ -104,10 +114,10 @@ class SessionDescription:
                 parts = value.split()
                 if len(parts) < 3:
                     raise SdpParseError(f"bad m= line {line[:60]!r}")
-                port_text = parts[1].split("/", 1)[0]
-                if not port_text.isdigit() or int(port_text) > 65535:
+                port = _to_int(parts[1].split("/", 1)[0])
+                if port is None or port > 65535:
                     raise SdpParseError(f"bad media port in {line[:60]!r}")
-                current = MediaDescription(parts[0], int(port_text), parts[2], parts[3:], direction=session_direction)
+                current = MediaDescription(parts[0], port, parts[2], parts[3:], direction=session_direction)
                 media.append(current)
             elif kind == "a":
                 name, _, attr = value.partition(":")
@@ -128,18 +138,21 @@ def _media_attribute(media: MediaDescription, name: str, value: str) -> None:
     if name == "rtpmap":
         pt_text, _, encoding = value.partition(" ")
         parts = encoding.strip().split("/")
-        if pt_text.isdigit() and len(parts) >= 2 and parts[1].isdigit():
-            channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
-            pt = int(pt_text)
-            media.rtpmaps[pt] = RtpMap(pt, parts[0], int(parts[1]), channels)
+        pt = _to_int(pt_text)
+        rate = _to_int(parts[1]) if len(parts) >= 2 else None
+        if pt is not None and rate is not None:
+            channels = _to_int(parts[2]) if len(parts) > 2 else None
+            media.rtpmaps[pt] = RtpMap(pt, parts[0], rate, 1 if channels is None else channels)
     elif name == "fmtp":
         pt_text, _, params = value.partition(" ")
-        if pt_text.isdigit():
-            media.fmtp[int(pt_text)] = params.strip()
+        pt = _to_int(pt_text)
+        if pt is not None:
+            media.fmtp[pt] = params.strip()
     elif name == "rtcp":
         parts = value.split()
-        if parts and parts[0].isdigit():
-            media.rtcp_port = int(parts[0])
+        port = _to_int(parts[0]) if parts else None
+        if port is not None:
+            media.rtcp_port = port
             if len(parts) >= 4:
                 media.rtcp_address = parts[3]
     elif name == "rtcp-mux":

@@ -1,0 +1,223 @@
+"""Media detectors: what is wrong with the audio of a call, decided from its streams and its SDP.
+
+Each detector is a small function of (call, streams, thresholds, end of capture) returning findings with the
+evidence behind them. Thresholds live in `MediaThresholds`, documented in docs/findings.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sipwatch.core.calls import Call
+from sipwatch.core.media import RtpStream
+from sipwatch.media.mos import estimate_mos
+from sipwatch.model import Evidence, Finding, hostport
+
+DIRECTIONS = ("caller->callee", "callee->caller")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaThresholds:
+    min_answered_s: float = 2.0  # calls shorter than this are not judged for one-way audio / no media
+    one_way_share: float = 0.05  # the quiet direction carries less than this share of the busy one's packets
+    one_way_min_packets: int = 50  # the busy direction must carry at least this many packets
+    rtp_timeout_s: float = 5.0  # a direction silent this long while the dialog is up
+    media_after_bye_s: float = 1.0  # RTP this long after BYE is reported
+    poor_loss_pct: float = 3.0
+    poor_jitter_ms: float = 40.0
+    poor_mos: float = 3.6
+
+
+def media_findings(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    if call.answer_ts is None:
+        return []
+    findings: list[Finding] = []
+    for detector in _DETECTORS:
+        findings.extend(detector(call, streams, limits, capture_end))
+    return findings
+
+
+def _negotiated(call: Call) -> dict[str, bool]:
+    """Which sides announced an active RTP audio destination in their SDP."""
+    sides = {"caller": False, "callee": False}
+    for record in call.sdp:
+        if any(port for port in record.ports):
+            sides[record.sender] = True
+    return sides
+
+
+def _talk_end(call: Call, capture_end: float) -> float:
+    return call.bye_ts if call.bye_ts is not None else capture_end
+
+
+def _packets_by_direction(streams: list[RtpStream]) -> dict[str, int]:
+    counts = dict.fromkeys(DIRECTIONS, 0)
+    for stream in streams:
+        if stream.direction in counts:
+            counts[stream.direction] += stream.stats.packets
+    return counts
+
+
+def _sender(direction: str) -> str:
+    return direction.split("->", 1)[0]
+
+
+def _no_media(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    negotiated = _negotiated(call)
+    talk = _talk_end(call, capture_end) - call.answer_ts
+    if not all(negotiated.values()) or talk < limits.min_answered_s or any(s.stats.packets for s in streams):
+        return []
+    if any(record.on_hold for record in call.sdp):
+        return []
+    evidence = [
+        Evidence("sdp", f"{r.sender} announced {r.connections[0]}:{r.ports[0]}" if r.ports else r.sender, r.frame, r.ts)
+        for r in call.sdp
+    ]
+    evidence.append(Evidence("answered", call.final_phrase, call.answer_frame, call.answer_ts))
+    return [Finding("no_media", f"answered {talk:.1f} s but no RTP flowed in either direction", evidence, call.answer_ts,
+                    {"talk_s": round(talk, 3)})]
+
+
+def _one_way(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    negotiated = _negotiated(call)
+    talk = _talk_end(call, capture_end) - call.answer_ts
+    if not all(negotiated.values()) or talk < limits.min_answered_s or any(r.on_hold for r in call.sdp):
+        return []
+    counts = _packets_by_direction(streams)
+    busy, quiet = sorted(DIRECTIONS, key=counts.get, reverse=True)
+    if counts[busy] < limits.one_way_min_packets or counts[quiet] > limits.one_way_share * counts[busy]:
+        return []
+    silent = _sender(quiet)
+    hearing_nothing = _sender(busy)
+    busy_stream = max((s for s in streams if s.direction == busy), key=lambda s: s.stats.packets)
+    evidence = [
+        Evidence(f"rtp {busy}", f"{counts[busy]} packets {hostport(busy_stream.src, busy_stream.sport)} -> "
+                 f"{hostport(busy_stream.dst, busy_stream.dport)}", busy_stream.stats.first_frame,
+                 busy_stream.stats.first),
+        Evidence(f"rtp {quiet}", f"{counts[quiet]} packets"),
+    ]
+    for record in call.sdp:
+        if record.sender == silent:
+            evidence.append(Evidence(f"sdp of the {silent}", f"c={record.connections} m={record.ports}", record.frame,
+                                     record.ts))
+    return [
+        Finding(
+            "one_way_audio",
+            f"only {busy} audio flowed: the {silent} sent nothing, so the {hearing_nothing} heard nothing",
+            evidence, call.answer_ts,
+            {"silent_side": silent, "packets": counts},
+        )
+    ]
+
+
+def _rtp_timeout(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    findings = []
+    end = _talk_end(call, capture_end)
+    ended_by = "bye" if call.bye_ts is not None else "open at end of capture"
+    for direction in DIRECTIONS:
+        flowing = [s for s in streams if s.direction == direction and s.stats.packets]
+        if not flowing:
+            continue
+        last = max(s.stats.last for s in flowing)
+        gap_mid = max(s.stats.max_delta_ms for s in flowing) / 1000.0
+        stream = max(flowing, key=lambda s: s.stats.last)
+        if end - last > limits.rtp_timeout_s:
+            findings.append(Finding(
+                "rtp_timeout",
+                f"{direction} media stopped {end - last:.1f} s before the call ended ({ended_by})",
+                [Evidence("last rtp packet", hostport(stream.src, stream.sport), stream.stats.last_frame, last),
+                 Evidence("call end", ended_by, call.bye_frame, end)],
+                last, {"direction": direction, "silence_s": round(end - last, 3), "ended_by": ended_by},
+            ))
+        elif gap_mid > limits.rtp_timeout_s:
+            findings.append(Finding(
+                "rtp_timeout",
+                f"{direction} media paused {gap_mid:.1f} s in mid-call",
+                [Evidence("longest gap", f"{gap_mid:.3f} s", stream.stats.last_frame)],
+                None, {"direction": direction, "silence_s": round(gap_mid, 3), "ended_by": ended_by},
+            ))
+    return findings
+
+
+def _address(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    findings = []
+    for stream in streams:
+        expectation = stream.expectation
+        if expectation is None or not expectation.via_signalling_source:
+            continue
+        findings.append(Finding(
+            "media_address_mismatch",
+            f"SDP of the {expectation.receiver} announced {expectation.sdp_address}, but its media went to "
+            f"{expectation.signalling_address} (the address its signalling came from): NAT without SDP rewrite",
+            [Evidence("sdp c=", f"{expectation.sdp_address}:{expectation.media.port}", expectation.frame),
+             Evidence("rtp destination", hostport(stream.dst, stream.dport), stream.stats.first_frame,
+                      stream.stats.first)],
+            stream.stats.first, {"sdp_address": expectation.sdp_address, "actual": stream.dst},
+        ))
+    return findings
+
+
+def _payload_types(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    findings = []
+    for stream in streams:
+        if stream.expectation is None:
+            continue
+        offered = set(stream.expectation.media.payload_types)
+        unexpected = sorted(pt for pt in stream.stats.payload_types if pt not in offered)
+        if unexpected:
+            findings.append(Finding(
+                "unexpected_payload_type",
+                f"{stream.direction} RTP carries payload type {unexpected} not in the negotiated SDP {sorted(offered)}",
+                [Evidence("sdp m=", str(sorted(offered)), stream.expectation.frame),
+                 Evidence("rtp payload types", str(unexpected), stream.stats.first_frame, stream.stats.first)],
+                stream.stats.first, {"unexpected": unexpected, "negotiated": sorted(offered)},
+            ))
+    return findings
+
+
+def _after_bye(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    if call.bye_ts is None:
+        return []
+    late = [s for s in streams if s.stats.packets and s.stats.last - call.bye_ts > limits.media_after_bye_s]
+    if not late:
+        return []
+    worst = max(late, key=lambda s: s.stats.last)
+    return [Finding(
+        "media_after_bye",
+        f"RTP went on {worst.stats.last - call.bye_ts:.1f} s after BYE ({worst.direction})",
+        [Evidence("bye", call.bye_by, call.bye_frame, call.bye_ts),
+         Evidence("last rtp", hostport(worst.src, worst.sport), worst.stats.last_frame, worst.stats.last)],
+        call.bye_ts, {"seconds": round(worst.stats.last - call.bye_ts, 3)},
+    )]
+
+
+def _quality(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    findings = []
+    for stream in streams:
+        stats = stream.stats
+        if stats.packets < 10:
+            continue
+        mos = estimate_mos(stream.codec, max(0.0, stats.lost_pct))
+        problems = []
+        if stats.lost_pct > limits.poor_loss_pct:
+            problems.append(f"loss {stats.lost_pct:.1f}%")
+        if (stats.max_jitter_ms or 0.0) > limits.poor_jitter_ms:
+            problems.append(f"jitter up to {stats.max_jitter_ms:.1f} ms")
+        if mos is not None and mos < limits.poor_mos:
+            problems.append(f"estimated MOS {mos:.2f}")
+        if problems:
+            findings.append(Finding(
+                "poor_quality",
+                f"{stream.direction} audio degraded: " + ", ".join(problems),
+                [Evidence("stream", f"{hostport(stream.src, stream.sport)} -> {hostport(stream.dst, stream.dport)}"
+                          f" ssrc 0x{stream.ssrc:08x}", stats.first_frame, stats.first)],
+                stats.first,
+                {"loss_pct": round(stats.lost_pct, 2), "jitter_max_ms": stats.max_jitter_ms, "mos": mos},
+            ))
+    return findings
+
+
+_DETECTORS: tuple[Callable[..., list[Finding]], ...] = (
+    _no_media, _one_way, _rtp_timeout, _address, _payload_types, _after_bye, _quality,
+)
