@@ -53,8 +53,12 @@ def main() -> None:
 
     tools = {
         "sipwatch analyze": [sipwatch, "analyze", str(args.capture), "--format", "json", "-o", os.devnull],
-        "tshark -z sip,stat": [
+        "tshark sip,stat": [
             "tshark", "-n", "-q", "-r", str(args.capture), "-d", f"udp.port=={SIP_PORT},sip", "-z", "sip,stat",
+        ],
+        "tshark sip,stat+rtp,streams": [
+            "tshark", "-n", "-q", "-r", str(args.capture), "-d", f"udp.port=={SIP_PORT},sip", "-z", "sip,stat",
+            "-z", "rtp,streams",
         ],
     }
     times: dict[str, list[float]] = {name: [] for name in tools}
@@ -65,14 +69,15 @@ def main() -> None:
             times[name].append(elapsed)
             if name.startswith("sipwatch"):
                 rss.append(peak)
-            print(f"  run {i + 1}: {name:22s} {elapsed:7.2f} s")
+            print(f"  run {i + 1}: {name:28s} {elapsed:7.2f} s")
     med = {name: statistics.median(values) for name, values in times.items()}
-    speedup = med["tshark -z sip,stat"] / med["sipwatch analyze"]
     print()
     for name, value in med.items():
-        print(f"median {name:22s} {value:7.2f} s  ({n / value:,.0f} packets/s)")
-    print(f"speed-up (tshark / sipwatch): {speedup:.2f}x")
-    print(f"sipwatch peak RSS: {max(rss) / 1024:.0f} MiB")
+        print(f"median {name:28s} {value:7.2f} s  ({n / value:,.0f} packets/s)")
+    ours = med["sipwatch analyze"]
+    print(f"speed-up vs tshark -z sip,stat (SIP only):             {med['tshark sip,stat'] / ours:.2f}x")
+    print(f"speed-up vs tshark -z sip,stat -z rtp,streams (full):  {med['tshark sip,stat+rtp,streams'] / ours:.2f}x")
+    print(f"sipwatch peak RSS: {max(rss) / 1024:.0f} MiB (full analysis: SIP, RTP statistics, findings, JSON)")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import CAPTURES
+
 from sipwatch.core.result import Analysis
 from sipwatch.model import Outcome
 from sipwatch.pipeline import analyze_file

@@ -12,10 +12,21 @@ bridging) and VXLAN tunnels.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from struct import Struct, unpack_from
 
+import numpy as np
+
+from sipwatch.capture.reader import FrameBlock
 from sipwatch.capture.reassembly import FragmentReassembler, TcpReassembler
 from sipwatch.model import Datagram, ProblemLog, Transport
+
+# (source address + destination address + source port + destination port, as the 12 bytes of the IPv4 and
+#  UDP headers), frame number, timestamp, frame bytes, payload start, payload end -> taken?
+RtpLane = Callable[[bytes, int, float, bytes, int, int], bool]
+# the same for many frames at once (numpy arrays): frame bytes, flow key offsets, payload offsets, payload
+# lengths, times, frame numbers -> mask of the frames taken
+RtpBlockLane = Callable[..., "np.ndarray"]
 
 # Link-layer header types (https://www.tcpdump.org/linktypes.html)
 LINKTYPE_NULL = 0
@@ -81,8 +92,15 @@ def _address_cache(family: int):
 class FrameDecoder:
     """Decodes raw frames into Datagrams, reassembling IP fragments and TCP streams on the way."""
 
-    def __init__(self, problems: ProblemLog | None = None) -> None:
+    def __init__(
+        self, problems: ProblemLog | None = None, rtp_lane: RtpLane | None = None,
+        rtp_block_lane: RtpBlockLane | None = None,
+    ) -> None:
         self.problems = problems if problems is not None else ProblemLog()
+        self.rtp_block_lane = rtp_block_lane
+        # Offered each Ethernet/IPv4/UDP frame whose payload starts like RTP, before a Datagram is built;
+        # when it takes the frame (a packet of a stream it already follows), decode() returns None.
+        self.rtp_lane = rtp_lane
         self.fragments = FragmentReassembler(self.problems)
         self.tcp = TcpReassembler(self.problems)
         self._ip4 = _address_cache(socket.AF_INET)
@@ -101,6 +119,43 @@ class FrameDecoder:
             LINKTYPE_NULL: self._null,
             LINKTYPE_LOOP: self._loop,
         }
+
+    def block_lane_rest(self, block: FrameBlock) -> list[int]:
+        """Offer a block's plain RTP-over-IPv4/UDP Ethernet frames to the block lane at once; return the
+        indices of the frames left to `decode()` one by one, in order.
+
+        The mask below is the Ethernet/IPv4/UDP fast path of `_ethernet` in array form: no VLAN, no IP options,
+        not a fragment, not VXLAN, a payload of at least 16 bytes whose first byte is 0x80 (RTP version 2
+        without padding, extension or CSRCs)."""
+        n = len(block)
+        lane = self.rtp_block_lane
+        if lane is None or n < 64 or block.single_linktype != LINKTYPE_ETHERNET:
+            return list(range(n))
+        data = np.frombuffer(block.data, dtype=np.uint8)
+        start = np.frombuffer(block.offsets, dtype=np.int64)
+        caplen = np.frombuffer(block.lengths, dtype=np.int64)
+        candidates = np.flatnonzero(caplen >= 58)
+        s = start[candidates]
+        cap = caplen[candidates]
+        total = data[s + 16].astype(np.int64) << 8 | data[s + 17]
+        ulen = data[s + 38].astype(np.int64) << 8 | data[s + 39]
+        end = np.where((total > 0) & (14 + total <= cap), 14 + total, cap)
+        pend = np.where((ulen >= 8) & (34 + ulen <= end), 34 + ulen, end)
+        plain = (
+            (data[s + 12] == 0x08) & (data[s + 13] == 0x00) & (data[s + 14] == 0x45) & (data[s + 23] == IPPROTO_UDP)
+            & ((data[s + 20] & 0x3F) == 0) & (data[s + 21] == 0) & (data[s + 42] == 0x80) & (pend >= 58)
+            & ~((data[s + 36] == VXLAN_PORT >> 8) & (data[s + 37] == VXLAN_PORT & 0xFF))
+        )
+        picked = candidates[plain]
+        if not len(picked):
+            return list(range(n))
+        s = start[picked]
+        frames = picked.astype(np.int64) + block.first_frame
+        times = np.frombuffer(block.times, dtype=np.float64)[picked]
+        taken = lane(data, s + 26, s + 42, pend[plain] - 42, times, frames)
+        rest = np.ones(n, dtype=bool)
+        rest[picked[taken]] = False
+        return np.flatnonzero(rest).tolist()
 
     def supports(self, linktype: int) -> bool:
         return linktype in self._links
@@ -126,6 +181,9 @@ class FrameDecoder:
             if etype == ETH_IPV4 and vihl == 0x45 and proto == IPPROTO_UDP and not frag & 0x3FFF and dport != VXLAN_PORT:
                 end = 14 + total if total > 0 and 14 + total <= len(data) else len(data)
                 pend = 34 + ulen if ulen >= 8 and 34 + ulen <= end else end
+                lane = self.rtp_lane
+                if lane is not None and pend >= 58 and data[42] == 0x80 and lane(data[26:38], frame, ts, data, 42, pend):
+                    return None
                 ip = self._ip4
                 return Datagram(frame, ts, ip(src), sport, ip(dst), dport, _UDP, data[42:pend])
         if len(data) < off + 14:

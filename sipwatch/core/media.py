@@ -11,8 +11,13 @@ Per packet this costs one dict lookup on the 4-tuple and one `RtpStreamStats.upd
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
+from struct import pack
 
+import numpy as np
+
+from sipwatch.media.recorder import RtpRecorder
 from sipwatch.media.rtp import parse_rtp_header
 from sipwatch.media.rtpstats import RtpStreamStats
 from sipwatch.sip.sdp import MediaDescription, SessionDescription
@@ -38,10 +43,21 @@ class RtpStream:
     dst: str
     dport: int
     ssrc: int
-    stats: RtpStreamStats
+    recorder: RtpRecorder
+    clock_rates: dict[int, int] | None = None
+    encodings: dict[int, str] | None = None
     call_id: str | None = None
     direction: str | None = None  # "caller->callee" or "callee->caller"
     expectation: MediaExpectation | None = None
+    _stats: RtpStreamStats | None = None
+
+    @property
+    def stats(self) -> RtpStreamStats:
+        """The stream's statistics, computed from its recording when first asked (then the recording goes)."""
+        if self._stats is None:
+            self._stats = RtpStreamStats.from_recording(self.recorder, self.clock_rates, self.encodings)
+            self.recorder = RtpRecorder(self.ssrc)
+        return self._stats
 
     @property
     def codec(self) -> str | None:
@@ -57,7 +73,7 @@ class _Flow:
     """One UDP 4-tuple carrying RTP; usually one SSRC."""
 
     expectation: MediaExpectation | None
-    streams: dict[int, RtpStream] = field(default_factory=dict)
+    streams: dict[bytes, RtpStream] = field(default_factory=dict)  # by the SSRC's 4 bytes
 
 
 class MediaTracker:
@@ -67,10 +83,11 @@ class MediaTracker:
         self.heuristic = heuristic
         self._expected: dict[tuple[str, int], MediaExpectation] = {}
         self._flows: dict[tuple, _Flow] = {}
+        self._lane_flows: dict[bytes, _Flow] = {}  # the same IPv4 flows, by their 12 raw header bytes
+        self._keys_of_call: dict[str, list[tuple[str, int]]] = {}
         self._ignored: set[tuple] = set()  # 4-tuples seen that are not media of any call (negative cache)
         self._by_call: dict[str, list[RtpStream]] = {}
         self._unattached: list[RtpStream] = []
-        self.rtp_packets = 0
 
     # --- signalling side -------------------------------------------------------------------------
 
@@ -95,6 +112,7 @@ class MediaTracker:
                 self._expected[key] = MediaExpectation(
                     call_id, receiver, media, address, signalling_src, frame, via_signalling
                 )
+                self._keys_of_call.setdefault(call_id, []).append(key)
                 added = True
         if added:
             # flows ignored before this SDP may be its media now (early media, port changes)
@@ -106,10 +124,14 @@ class MediaTracker:
     def release(self, call_id: str) -> list[RtpStream]:
         """The call is finished: forget its expectations and flows, return its streams."""
         streams = self._by_call.pop(call_id, [])
-        for key in [k for k, e in self._expected.items() if e.call_id == call_id]:
-            del self._expected[key]
+        for key in self._keys_of_call.pop(call_id, ()):
+            expectation = self._expected.get(key)
+            if expectation is not None and expectation.call_id == call_id:
+                del self._expected[key]
         for stream in streams:
             self._flows.pop((stream.src, stream.sport, stream.dst, stream.dport), None)
+            if ":" not in stream.src:
+                self._lane_flows.pop(_lane_key(stream.src, stream.sport, stream.dst, stream.dport), None)
         return streams
 
     def unattached(self) -> list[RtpStream]:
@@ -117,9 +139,74 @@ class MediaTracker:
 
     # --- packets ---------------------------------------------------------------------------------
 
+    def lane(self, key: bytes, frame: int, ts: float, data: bytes, start: int, end: int) -> bool:
+        """The decoder's fast lane: a plain-header RTP packet of a stream already followed is recorded here
+        without a Datagram; anything else returns False and comes back through `packet()`."""
+        flow = self._lane_flows.get(key)
+        if flow is None:
+            return False
+        stream = flow.streams.get(data[start + 8 : start + 12])
+        if stream is None:
+            return False
+        recorder = stream.recorder
+        recorder.headers += data[start : start + 16]
+        recorder.arrivals.append(ts)
+        recorder.frames.append(frame)
+        recorder.lengths.append(end - start)
+        return True
+
+    def lane_block(
+        self, data: np.ndarray, key_at: np.ndarray, payload_at: np.ndarray, payload_len: np.ndarray,
+        times: np.ndarray, frames: np.ndarray,
+    ) -> np.ndarray:
+        """The decoder's block lane: many plain-header RTP-over-IPv4 packets at once (numpy arrays: the frame
+        bytes, where each 12-byte flow key and each payload starts, payload lengths, times, frame numbers).
+        Packets of streams already followed are recorded; the returned mask says which were taken, the rest
+        come back one by one through `packet()`."""
+        taken = np.zeros(len(key_at), dtype=bool)
+        if not self._lane_flows or not len(key_at):
+            return taken
+        # one 16-byte key per packet, flow (12 bytes) then SSRC (4): a single grouping for both levels
+        keys = np.concatenate((data[key_at[:, None] + _SPAN12], data[payload_at[:, None] + _SPAN_SSRC]), axis=1)
+        uniques, inverse = np.unique(np.ascontiguousarray(keys).view("V16").ravel(), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")  # packets of one stream together, in capture order
+        bounds = np.searchsorted(inverse[order], np.arange(len(uniques) + 1))
+        heads = data[payload_at[order, None] + _SPAN16]
+        times, frames, payload_len = times[order], frames[order], payload_len[order]
+        flows = self._lane_flows
+        for g, key in enumerate(uniques.tolist()):
+            flow = flows.get(key[:12])
+            if flow is None:
+                continue
+            stream = flow.streams.get(key[12:])
+            if stream is None:
+                continue
+            lo, hi = bounds[g], bounds[g + 1]
+            recorder = stream.recorder
+            recorder.headers += heads[lo:hi].tobytes()
+            recorder.arrivals.frombytes(times[lo:hi].tobytes())
+            recorder.frames.frombytes(frames[lo:hi].tobytes())
+            recorder.lengths.frombytes(payload_len[lo:hi].tobytes())
+            taken[order[lo:hi]] = True
+        return taken
+
     def packet(self, frame: int, ts: float, src: str, sport: int, dst: str, dport: int, payload: bytes) -> None:
+        flow = self._flows.get((src, sport, dst, dport))
+        if flow is not None:
+            if len(payload) >= 12 and payload[0] & 0xC0 == 0x80:
+                stream = flow.streams.get(payload[8:12])
+                if stream is not None:
+                    stream.recorder.add(ts, frame, payload)
+                    return
+            else:
+                return  # RTCP, STUN or keep-alives sharing the media port
+        self._new_packet(frame, ts, src, sport, dst, dport, payload, flow)
+
+    def _new_packet(
+        self, frame: int, ts: float, src: str, sport: int, dst: str, dport: int, payload: bytes, flow: _Flow | None
+    ) -> None:
+        """The first packet of a flow or of a new SSRC in it: decide whether it is media we follow."""
         key = (src, sport, dst, dport)
-        flow = self._flows.get(key)
         if flow is None and key in self._ignored:
             return
         header = parse_rtp_header(payload)
@@ -127,18 +214,17 @@ class MediaTracker:
             if flow is None and (dst, dport) not in self._expected:
                 self._ignore(key)
             return
-        pt, marker, seq, rtp_ts, ssrc, _hlen, plen = header
         if flow is None:
             expectation = self._expected.get((dst, dport))
             if expectation is None and not self.heuristic:
                 self._ignore(key)
                 return
             flow = self._flows[key] = _Flow(expectation)
-        stream = flow.streams.get(ssrc)
-        if stream is None:
-            stream = self._new_stream(flow, src, sport, dst, dport, ssrc)
-        self.rtp_packets += 1
-        stream.stats.update(ts, frame, pt, marker, seq, rtp_ts, plen)
+            if ":" not in src:
+                self._lane_flows[_lane_key(src, sport, dst, dport)] = flow
+        stream = self._new_stream(flow, src, sport, dst, dport, header[4])
+        flow.streams[payload[8:12]] = stream
+        stream.recorder.add(ts, frame, payload)
 
     def _ignore(self, key: tuple) -> None:
         if len(self._ignored) > 100_000:  # bounded on a long live capture
@@ -148,23 +234,30 @@ class MediaTracker:
     def _new_stream(self, flow: _Flow, src: str, sport: int, dst: str, dport: int, ssrc: int) -> RtpStream:
         expectation = flow.expectation
         if expectation is None:
-            stream = RtpStream(src, sport, dst, dport, ssrc, RtpStreamStats(ssrc))
+            stream = RtpStream(src, sport, dst, dport, ssrc, RtpRecorder(ssrc))
             self._unattached.append(stream)
-        else:
-            media = expectation.media
-            clock_rates = {pt: m.clock_rate for pt, m in media.rtpmaps.items()}
-            encodings = {pt: m.encoding for pt, m in media.rtpmaps.items()}
-            for pt in media.payload_types:
-                codec = media.codec(pt)
-                if codec is not None:
-                    clock_rates.setdefault(pt, codec.clock_rate)
-                    encodings.setdefault(pt, codec.encoding)
-            stream = RtpStream(
-                src, sport, dst, dport, ssrc, RtpStreamStats(ssrc, clock_rates, encodings),
-                expectation.call_id,
-                "caller->callee" if expectation.receiver == "callee" else "callee->caller",
-                expectation,
-            )
-            self._by_call.setdefault(expectation.call_id, []).append(stream)
-        flow.streams[ssrc] = stream
+            return stream
+        media = expectation.media
+        clock_rates = {pt: m.clock_rate for pt, m in media.rtpmaps.items()}
+        encodings = {pt: m.encoding for pt, m in media.rtpmaps.items()}
+        for pt in media.payload_types:
+            codec = media.codec(pt)
+            if codec is not None:
+                clock_rates.setdefault(pt, codec.clock_rate)
+                encodings.setdefault(pt, codec.encoding)
+        stream = RtpStream(
+            src, sport, dst, dport, ssrc, RtpRecorder(ssrc), clock_rates, encodings, expectation.call_id,
+            "caller->callee" if expectation.receiver == "callee" else "callee->caller", expectation,
+        )
+        self._by_call.setdefault(expectation.call_id, []).append(stream)
         return stream
+
+
+_SPAN12 = np.arange(12)
+_SPAN16 = np.arange(16)
+_SPAN_SSRC = np.arange(8, 12)
+
+
+def _lane_key(src: str, sport: int, dst: str, dport: int) -> bytes:
+    """An IPv4 flow as the decoder's fast lane sees it: addresses and ports as on the wire."""
+    return socket.inet_aton(src) + socket.inet_aton(dst) + pack("!HH", sport, dport)

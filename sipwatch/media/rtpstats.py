@@ -19,9 +19,14 @@ from operator import itemgetter
 from struct import Struct
 from typing import Any
 
+import numpy as np
+
 from sipwatch.media.mos import burst_ratio as _burst_ratio
 from sipwatch.media.mos import estimate_mos
 from sipwatch.media.rtp import parse_rtp_header
+
+# an RtpRecorder's 16-byte records: first byte, marker/PT, sequence, timestamp, SSRC, RFC 4733 event word
+_RECORD16 = np.dtype([("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4"), ("word", ">u4")])
 
 __all__ = [
     "DYNAMIC_CLOCK_RATES",
@@ -55,11 +60,12 @@ DYNAMIC_CLOCK_RATES: tuple[tuple[str, int], ...] = (
 )
 
 _TELEPHONE_EVENT = "telephone-event"
-_CN_PTS = (13, 19)  # comfort noise, and its pre-RFC 3551 number
 _EVENT = Struct("!BBH")  # RFC 4733 §2.3: event, E/R/volume, duration
+_HEAD16 = Struct("!xBHI8x")  # a recorded 16-byte head: M/PT, sequence number, timestamp
 _unpack_event = _EVENT.unpack_from
 _DTMF_NAMES = "0123456789*#ABCD"
 _gap_start = itemgetter(0)
+_INF = float("inf")
 
 
 def clock_rate_for(pt: int, clock_rates: Mapping[int, int] | None = None,
@@ -86,23 +92,38 @@ def clock_rate_for(pt: int, clock_rates: Mapping[int, int] | None = None,
     return 0
 
 
-def _divisors(clock_rates: Mapping[int, int] | None, encodings: Mapping[int, str] | None) -> dict[int, int]:
-    """pt -> clock_rate // 1000, Wireshark's (integer) samples-per-millisecond; absent when no jitter."""
-    pts = set(STATIC_CLOCK_RATES)
-    if clock_rates:
-        pts.update(clock_rates)
-    if encodings:
-        pts.update(encodings)
-    out: dict[int, int] = {}
-    for pt in pts:
-        if 0 <= pt < 128:
-            per_ms = clock_rate_for(pt, clock_rates, encodings) // 1000
-            if per_ms:
-                out[pt] = per_ms
-    return out
+def _pt_table(clock_rates: Mapping[int, int] | None, encodings: Mapping[int, str] | None) -> list[int]:
+    """Per payload type (0-127): tshark's samples per millisecond, clock_rate // 1000 in integer arithmetic
+    (0: no jitter); telephone-event types, whose RFC 4733 events are collected, are stored as -(value + 1).
+    Tables are shared between streams negotiated alike (most calls of a capture are)."""
+    key = (
+        None if clock_rates is None else tuple(sorted(clock_rates.items())),
+        None if encodings is None else tuple(sorted(encodings.items())),
+    )
+    table = _PT_TABLES.get(key)
+    if table is None:
+        if len(_PT_TABLES) > 1024:
+            _PT_TABLES.clear()
+        table = _PT_TABLES[key] = _build_pt_table(clock_rates, encodings)
+    return table
 
 
-_DEFAULT_DIVISORS = _divisors(None, None)
+_PT_TABLES: dict[tuple, list[int]] = {}
+
+
+def _build_pt_table(clock_rates: Mapping[int, int] | None, encodings: Mapping[int, str] | None) -> list[int]:
+    if encodings is None:
+        events = {101}  # the conventional number, and tshark's default rtpevent payload type
+    else:
+        events = {pt for pt, name in encodings.items() if name[:15].lower() == _TELEPHONE_EVENT}
+    table = []
+    for pt in range(128):
+        per_ms = clock_rate_for(pt, clock_rates, encodings) // 1000
+        table.append(-(per_ms + 1) if pt in events else per_ms)
+    return table
+
+
+_DEFAULT_PT_TABLE = _pt_table(None, None)
 
 
 @dataclass(slots=True)
@@ -135,22 +156,23 @@ class RtpStreamStats:
     """Statistics of one RTP stream, fed packet by packet in capture order.
 
     `clock_rates` maps payload type -> clock rate (SDP a=rtpmap) and `encodings` payload type -> encoding
-    name; both only matter for dynamic payload types (96-127): below 96 tshark's static table is used.
-    Telephone-event payload types (by encoding name; 101 when no encodings are given) never get jitter
-    and have their RFC 4733 events collected in `dtmf_events` when `update()` gets the packet bytes.
+    name; both only matter for dynamic payload types (96-127): below 96 tshark's static table is used (see
+    `clock_rate_for`). Payload types named telephone-event never get jitter; their RFC 4733 events (and, when
+    no `encodings` are given, those of payload type 101) are collected in `dtmf_events` when `update()` gets
+    the packet bytes. Payload types must be 0-127, as parse_rtp_header returns them.
     """
 
     __slots__ = (
-        "ssrc", "packets", "bytes", "first", "last", "first_frame", "last_frame", "payload_types",
+        "ssrc", "packets", "bytes", "first", "last", "first_frame", "last_frame",
         "sequence_errors", "wrong_timestamps", "marker_packets", "problem", "duplicates", "out_of_order",
         "seq_jumps", "dtmf_events", "jitter_samples",
-        "_div", "_event_pts", "_event_rates",
+        "_kind", "_event_rates", "_pt_counts",
         # tshark's tap_rtp_stat_t
         "_start_seq", "_stop_seq", "_seq_num", "_cycles", "_under", "_first_ts", "_time", "_last_nominal",
-        "_pt", "_delta", "_jitter", "_jitter_known", "_max_delta", "_min_delta", "_mean_delta", "_max_jitter",
+        "_pt", "_jitter", "_jitter_known", "_max_delta", "_min_delta", "_mean_delta", "_max_jitter",
         "_min_jitter", "_mean_jitter", "_max_delta_frame",
         # RFC 3550 view of the sequence space
-        "_max_seq", "_max_ext", "_base_ext", "_gaps", "_event",
+        "_max_ext", "_gaps", "_event",
     )
 
     def __init__(self, ssrc: int, clock_rates: Mapping[int, int] | None = None,
@@ -160,7 +182,6 @@ class RtpStreamStats:
         self.bytes = 0
         self.first = self.last = 0.0
         self.first_frame = self.last_frame = 0
-        self.payload_types: dict[int, int] = {}
         self.sequence_errors = 0  # tshark's "sequence errors" (jumps, late and duplicated packets)
         self.wrong_timestamps = 0  # packets whose timestamp is before the first packet's
         self.marker_packets = 0
@@ -170,14 +191,10 @@ class RtpStreamStats:
         self.seq_jumps = 0
         self.jitter_samples = 0
         self.dtmf_events: list[DtmfEvent] = []
-        self._div = _DEFAULT_DIVISORS if clock_rates is None and encodings is None else _divisors(
-            clock_rates, encodings)
-        if encodings is None:
-            events = {101}
-        else:
-            events = {pt for pt, name in encodings.items() if name[:15].lower() == _TELEPHONE_EVENT}
-        self._event_pts = frozenset(events)
-        self._event_rates = {pt: (clock_rates or {}).get(pt) or 8000 for pt in events}
+        self._kind = (_DEFAULT_PT_TABLE if clock_rates is None and encodings is None
+                      else _pt_table(clock_rates, encodings))
+        self._event_rates = clock_rates or {}
+        self._pt_counts = [0] * 128
         self._start_seq = self._stop_seq = self._seq_num = 0
         self._cycles = 0
         self._under = False
@@ -185,21 +202,119 @@ class RtpStreamStats:
         self._time = 0.0
         self._last_nominal = 0.0
         self._pt = -1
-        self._delta = 0.0
         self._jitter = 0.0
         self._jitter_known = False
         self._max_delta = 0.0
-        self._min_delta = -1.0
+        self._min_delta = _INF  # tshark's -1 "not set yet"
         self._mean_delta = 0.0
         self._max_jitter = 0.0
-        self._min_jitter = -1.0
+        self._min_jitter = _INF
         self._mean_jitter = 0.0
         self._max_delta_frame = 0
-        self._max_seq = 0
-        self._max_ext = 0
-        self._base_ext = 0
+        self._max_ext = 0  # extended highest sequence number, relative to the first packet's
         self._gaps: list[list[int]] = []  # [first missing extended seq, count], ascending
         self._event: DtmfEvent | None = None
+
+    @classmethod
+    def from_recording(cls, recording: Any, clock_rates: Mapping[int, int] | None = None,
+                       encodings: Mapping[int, str] | None = None) -> RtpStreamStats:
+        """Statistics of a recorded stream (sipwatch.media.recorder.RtpRecorder), as `update()` gives them.
+
+        The recording holds `ssrc`; `headers`, the first 16 bytes of each packet back to back; `arrivals`,
+        `frames`, `lengths` (whole RTP packet lengths); `odd`, packet index -> whole packet where the first byte
+        is not 0x80 (padding, extension or CSRCs). A clean stream -- plain headers, one payload type that is
+        neither comfort noise nor telephone-event, no marker after the first packet, each sequence number one
+        above the last, no timestamp before the first -- is computed with a few numpy array operations (and
+        one float loop for the jitter recurrence); any other stream is replayed through `update()`.
+        tests/test_rtpstats.py checks that both give the same figures.
+        """
+        stats = cls(recording.ssrc, clock_rates, encodings)
+        if hasattr(recording, "in_order"):
+            recording = recording.in_order()
+        n = len(recording.arrivals)
+        if n >= 3 and not recording.odd:
+            fields = np.frombuffer(recording.headers, dtype=_RECORD16)
+            if stats._is_clean(fields):
+                stats._vectorised(recording, fields)
+                return stats
+        stats._replay(recording)
+        return stats
+
+    def _is_clean(self, fields: np.ndarray) -> bool:
+        b1 = fields["b1"]
+        pt = int(b1[0]) & 0x7F
+        if pt in (13, 19) or self._kind[pt] < 0 or int(b1[1]) != pt or np.any(b1[2:] != b1[1]):
+            return False
+        seq = fields["seq"].astype(np.int64)
+        if np.any((np.diff(seq) & 0xFFFF) != 1):
+            return False
+        ts = fields["ts"].astype(np.int64)
+        return not np.any(((ts - ts[0]) & 0xFFFFFFFF) >= 0x80000000)
+
+    def _vectorised(self, recording: Any, fields: np.ndarray) -> None:
+        n = len(recording.arrivals)
+        arrivals = np.frombuffer(recording.arrivals, dtype=np.float64)
+        frames = recording.frames
+        seq = fields["seq"].astype(np.int64)
+        ts = fields["ts"].astype(np.int64)
+        b1 = fields["b1"]
+        pt = int(b1[0]) & 0x7F
+        self.packets = n
+        self.bytes = int(np.frombuffer(recording.lengths, dtype=np.dtype(recording.lengths.typecode)).sum()) - 12 * n
+        self.first, self.last = float(arrivals[0]), float(arrivals[-1])
+        self.first_frame, self.last_frame = frames[0], frames[-1]
+        self._pt_counts[pt] = n
+        self.marker_packets = int(b1[0] >> 7)
+        self._start_seq = int(seq[0])
+        self._stop_seq = self._seq_num = int(seq[-1])
+        self._cycles = int(np.count_nonzero(seq[1:] == 0))
+        self._under = bool(self._cycles and seq[-1] <= seq[0])
+        self._max_ext = n - 1
+        self._first_ts = int(ts[0])
+        self._time = self.last
+        self._pt = pt
+        delta = np.diff(arrivals) * 1000.0
+        top = int(np.argmax(delta))
+        if delta[top] > 0.0:
+            self._max_delta = float(delta[top])
+            self._max_delta_frame = frames[top + 1]
+        self._min_delta = float(delta.min())
+        self._mean_delta = float(delta.mean())  # update()'s running mean over all of them
+        per_ms = self._kind[pt]
+        if not per_ms:
+            return
+        nominal = ((ts - ts[0]) & 0xFFFFFFFF) / per_ms
+        transit = np.abs(delta - np.diff(nominal)).tolist()
+        # RFC 3550 A.8, J(i) = (15 J(i-1) + |D(i)|) / 16: a first-order recurrence, run over plain floats
+        jitter = [0.0] * (n - 1)
+        j = 0.0
+        for i, d in enumerate(transit):
+            j = (15.0 * j + d) / 16.0
+            jitter[i] = j
+        self._jitter = j
+        self._jitter_known = True
+        self._last_nominal = float(nominal[-1])
+        self.jitter_samples = n - 1
+        values = np.array(jitter)
+        self._max_jitter = max(0.0, float(values.max()))
+        self._min_jitter = float(values.min())
+        self._mean_jitter = float(values.mean())
+
+    def _replay(self, recording: Any) -> None:
+        update = self.update
+        heads = recording.headers
+        odd = recording.odd
+        rows = zip(_HEAD16.iter_unpack(heads), recording.arrivals, recording.frames, recording.lengths, strict=False)
+        for i, ((b1, seq, ts), arrival, frame, length) in enumerate(rows):
+            if odd and i in odd:
+                packet = odd[i]
+                header = parse_rtp_header(packet)
+                if header is not None:
+                    pt, marker, seq, ts, _, hlen, plen = header
+                    update(arrival, frame, pt, marker, seq, ts, plen, packet, hlen)
+            else:
+                # plain 12-byte header; the event word of RFC 4733 packets is the recorded 13th-16th byte
+                update(arrival, frame, b1 & 0x7F, b1 > 0x7F, seq, ts, length - 12, heads, 16 * i + 12)
 
     # --- the hot path ---------------------------------------------------------------------------------
 
@@ -215,31 +330,35 @@ class RtpStreamStats:
         self.bytes += payload_len
         self.last = arrival
         self.last_frame = frame
-        pts = self.payload_types
-        pts[pt] = pts.get(pt, 0) + 1
+        self._pt_counts[pt] += 1
+        per_ms = self._kind[pt]
+        if per_ms < 0:  # telephone-event
+            per_ms = -per_ms - 1
+            if packet is not None:
+                self._telephone_event(arrival, frame, rtp_ts, packet, header_len, pt)
         if marker:
             self.marker_packets += 1
-        if pt in self._event_pts and packet is not None:
-            self._telephone_event(arrival, frame, rtp_ts, packet, header_len, pt)
 
         if not n:
             self.first = self._time = arrival
             self.first_frame = frame
-            self._start_seq = self._stop_seq = self._seq_num = self._max_seq = seq
+            self._start_seq = self._stop_seq = self._seq_num = seq
             self._first_ts = rtp_ts
             self._pt = pt
             return
 
         # RFC 3550 view: extended highest sequence number, open gaps, duplicates, reordering.
-        step = (seq - self._max_seq) & 0xFFFF
-        if step and step < 0x8000:
-            if step > 1:
-                self._gaps.append([self._max_ext + 1, step - 1])
-                self.seq_jumps += 1
-            self._max_seq = seq
-            self._max_ext += step
+        start_seq = self._start_seq
+        max_ext = self._max_ext
+        step = (seq - start_seq - max_ext) & 0xFFFF
+        if step == 1:
+            self._max_ext = max_ext + 1
+        elif step and step < 0x8000:
+            self._gaps.append([max_ext + 1, step - 1])
+            self.seq_jumps += 1
+            self._max_ext = max_ext + step
         elif step:
-            self._late(self._max_ext - 0x10000 + step)
+            self._late(max_ext - 0x10000 + step)
         else:
             self.duplicates += 1
 
@@ -251,10 +370,10 @@ class RtpStreamStats:
         # tshark: sequence-number cycles, for "expected"
         if in_time:
             if not self._under:
-                if seq < self._start_seq or (seq == 0 and self._stop_seq == 65535):
+                if seq < start_seq or (seq == 0 and self._stop_seq == 65535):
                     self._cycles += 1
                     self._under = True
-            elif seq > self._start_seq:
+            elif seq > start_seq:
                 self._under = False
 
         # tshark: sequence errors
@@ -268,41 +387,41 @@ class RtpStreamStats:
         elif last_seq + 1 > seq:
             self.sequence_errors += 1
             self.problem = True
+        self._stop_seq = seq
 
         prev_pt = self._pt
-        self._pt = pt
-        per_ms = self._div.get(pt, 0)
-        if in_time:
-            delta = (arrival - self._time) * 1000.0
-            self._delta = delta
-            if per_ms:
-                nominal = elapsed / per_ms
-                diff = delta - (nominal - self._last_nominal)
-                if diff < 0.0:
-                    diff = -diff
-                jitter = self._jitter = (15.0 * self._jitter + diff) / 16.0
-                self._jitter_known = True
-                self._last_nominal = nominal
-            self._time = arrival
-            # tshark's "regular" packets: no marker, no comfort noise and not right after it
-            if not marker and pt != 13 and pt != 19 and prev_pt != 13 and prev_pt != 19:
-                if delta > self._max_delta:
-                    self._max_delta = delta
-                    self._max_delta_frame = frame
-                if self._min_delta == -1.0 or delta < self._min_delta:
-                    self._min_delta = delta
-                self._mean_delta = (self._mean_delta * (n - 1) + delta) / n
-                if per_ms:
-                    self.jitter_samples += 1
-                    if jitter > self._max_jitter:
-                        self._max_jitter = jitter
-                    self._mean_jitter = (self._mean_jitter * (n - 1) + jitter) / n
-                    if self._min_jitter == -1.0 or jitter < self._min_jitter:
-                        self._min_jitter = jitter
-        else:
+        if pt != prev_pt:
+            self._pt = pt
+        if not in_time:
             self.wrong_timestamps += 1
             self.problem = True
-        self._stop_seq = seq
+            return
+        delta = (arrival - self._time) * 1000.0
+        self._time = arrival
+        if per_ms:
+            nominal = elapsed / per_ms
+            diff = delta - (nominal - self._last_nominal)
+            if diff < 0.0:
+                diff = -diff
+            jitter = self._jitter = (15.0 * self._jitter + diff) / 16.0
+            self._jitter_known = True
+            self._last_nominal = nominal
+        # tshark's "regular" packets: no marker, no comfort noise and not right after it
+        if marker or pt == 13 or pt == 19 or prev_pt == 13 or prev_pt == 19:
+            return
+        if delta > self._max_delta:
+            self._max_delta = delta
+            self._max_delta_frame = frame
+        if delta < self._min_delta:
+            self._min_delta = delta
+        self._mean_delta = (self._mean_delta * (n - 1) + delta) / n
+        if per_ms:
+            self.jitter_samples += 1
+            if jitter > self._max_jitter:
+                self._max_jitter = jitter
+            if jitter < self._min_jitter:
+                self._min_jitter = jitter
+            self._mean_jitter = (self._mean_jitter * (n - 1) + jitter) / n
 
     def _late(self, ext: int) -> None:
         """A packet below the highest sequence number: fills a gap (reordered) or repeats one (duplicate)."""
@@ -326,7 +445,7 @@ class RtpStreamStats:
                 else:
                     del gaps[i]
                 return
-        if ext < self._base_ext:
+        if ext < 0:
             self.out_of_order += 1  # older than the first packet seen: late, not a duplicate
         else:
             self.duplicates += 1
@@ -343,7 +462,7 @@ class RtpStreamStats:
         current.packets += 1
         if duration > current.duration:
             current.duration = duration
-            current.duration_ms = duration * 1000.0 / self._event_rates.get(pt, 8000)
+            current.duration_ms = duration * 1000.0 / (self._event_rates.get(pt) or 8000)
         if flags & 0x80:
             current.ended = True
 
@@ -374,11 +493,16 @@ class RtpStreamStats:
     @property
     def min_delta_ms(self) -> float | None:
         """Smallest arrival gap over regular packets; None where tshark prints -1 (no regular packet)."""
-        return None if self._min_delta == -1.0 else self._min_delta
+        return None if self._min_delta == _INF else self._min_delta
 
     @property
     def mean_delta_ms(self) -> float:
         return self._mean_delta
+
+    @property
+    def payload_types(self) -> dict[int, int]:
+        """Packets per payload type."""
+        return {pt: count for pt, count in enumerate(self._pt_counts) if count}
 
     @property
     def max_delta_frame(self) -> int:
@@ -456,7 +580,7 @@ class RtpStreamStats:
             "first_frame": self.first_frame,
             "last_frame": self.last_frame,
             "duration_s": round(self.duration, 6),
-            "payload_types": dict(sorted(self.payload_types.items())),
+            "payload_types": self.payload_types,
             "expected": self.expected,
             "lost": self.lost,
             "lost_pct": round(self.lost_pct, 2),
@@ -490,15 +614,17 @@ class RtpStreamTable:
     """RTP streams keyed like tshark's: (src, sport, dst, dport, SSRC), in order of first packet.
 
     `codecs(src, sport, dst, dport)` may return (clock_rates, encodings) for a new stream (from the SDP that
-    negotiated it), or None. `add()` takes every UDP datagram the caller believes is RTP.
+    negotiated it), or None. `add()` takes every UDP datagram the caller believes is RTP and returns the
+    stream it was counted in, or None when it is not RTP (or is RTCP sharing the port).
     """
 
-    __slots__ = ("streams", "codecs", "not_rtp")
+    __slots__ = ("streams", "codecs", "not_rtp", "rtcp")
 
     def __init__(self, codecs: CodecLookup | None = None) -> None:
         self.streams: dict[StreamKey, RtpStreamStats] = {}
         self.codecs = codecs
-        self.not_rtp = 0
+        self.not_rtp = 0  # datagrams parse_rtp_header refused
+        self.rtcp = 0  # payload types 72-76: RTCP multiplexed on the RTP port (RFC 5761), not RTP
 
     def add(self, frame: int, ts: float, src: str, sport: int, dst: str, dport: int,
             payload: bytes) -> RtpStreamStats | None:
@@ -507,6 +633,9 @@ class RtpStreamTable:
             self.not_rtp += 1
             return None
         pt, marker, seq, rtp_ts, ssrc, hlen, plen = header
+        if 72 <= pt <= 76:
+            self.rtcp += 1
+            return None
         key = (src, sport, dst, dport, ssrc)
         stats = self.streams.get(key)
         if stats is None:

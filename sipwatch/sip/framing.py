@@ -14,7 +14,8 @@ MAX_BUFFER = 1 << 20
 MAX_HEAD = 256 * 1024
 
 _CONTENT_LENGTH = re.compile(rb"\r?\n(?:content-length|l)[ \t]*:[ \t]*(\d+)", re.IGNORECASE)
-_START_LINE = re.compile(rb"(?:SIP/2\.0 \d{3}|[A-Z]+ \S+ SIP/2\.0\r?\n)")
+# the method's length is bounded: with [A-Z]+ a long run of capitals costs quadratic time to search
+_START_LINE = re.compile(rb"(?:SIP/2\.0 \d{3}|[A-Z]{1,32} \S+ SIP/2\.0\r?\n)")
 # a method is a token (RFC 3261 §25.1), e.g. RFC 4475's "!interesting-Method0123456789_*+`.%indeed'~"
 _TOKEN_START = frozenset(b"!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~")
 
