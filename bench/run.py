@@ -41,7 +41,7 @@ def packets(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3, help="runs of each tool (alternated)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each tool (alternated)")
     parser.add_argument("--capture", type=Path, default=LOAD)
     args = parser.parse_args()
 

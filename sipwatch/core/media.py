@@ -61,9 +61,10 @@ class RtpStream:
 
     @property
     def codec(self) -> str | None:
-        if self.expectation is None or not self.stats.payload_types:
+        payload_types = self.stats.payload_types
+        if self.expectation is None or not payload_types:
             return None
-        pt = max(self.stats.payload_types, key=self.stats.payload_types.get)
+        pt = max(payload_types, key=payload_types.get)
         rtpmap = self.expectation.media.codec(pt)
         return rtpmap.encoding if rtpmap else None
 
@@ -166,22 +167,25 @@ class MediaTracker:
         taken = np.zeros(len(key_at), dtype=bool)
         if not self._lane_flows or not len(key_at):
             return taken
-        # one 16-byte key per packet, flow (12 bytes) then SSRC (4): a single grouping for both levels
-        keys = np.concatenate((data[key_at[:, None] + _SPAN12], data[payload_at[:, None] + _SPAN_SSRC]), axis=1)
-        uniques, inverse = np.unique(np.ascontiguousarray(keys).view("V16").ravel(), return_inverse=True)
-        order = np.argsort(inverse, kind="stable")  # packets of one stream together, in capture order
-        bounds = np.searchsorted(inverse[order], np.arange(len(uniques) + 1))
+        # group by (addresses, ports + SSRC) as two integers: sorting integers is far cheaper than byte keys
+        addresses = _u32(data, key_at) << np.uint64(32) | _u32(data, key_at + 4)
+        ports_ssrc = _u32(data, key_at + 8) << np.uint64(32) | _u32(data, payload_at + 8)
+        order = np.lexsort((ports_ssrc, addresses))  # packets of one stream together, in capture order
+        addresses, ports_ssrc = addresses[order], ports_ssrc[order]
+        change = np.flatnonzero((addresses[1:] != addresses[:-1]) | (ports_ssrc[1:] != ports_ssrc[:-1])) + 1
+        bounds = [0, *change.tolist(), len(order)]
         heads = data[payload_at[order, None] + _SPAN16]
         times, frames, payload_len = times[order], frames[order], payload_len[order]
         flows = self._lane_flows
-        for g, key in enumerate(uniques.tolist()):
-            flow = flows.get(key[:12])
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            head = heads[lo]
+            at = key_at[order[lo]]
+            flow = flows.get(data[at : at + 12].tobytes())
             if flow is None:
                 continue
-            stream = flow.streams.get(key[12:])
+            stream = flow.streams.get(head[8:12].tobytes())
             if stream is None:
                 continue
-            lo, hi = bounds[g], bounds[g + 1]
             recorder = stream.recorder
             recorder.headers += heads[lo:hi].tobytes()
             recorder.arrivals.frombytes(times[lo:hi].tobytes())
@@ -253,9 +257,15 @@ class MediaTracker:
         return stream
 
 
-_SPAN12 = np.arange(12)
 _SPAN16 = np.arange(16)
-_SPAN_SSRC = np.arange(8, 12)
+
+
+def _u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Big-endian 32-bit words at the given offsets, as uint64."""
+    return np.frombuffer(data[at[:, None] + _SPAN4].tobytes(), dtype=">u4").astype(np.uint64)
+
+
+_SPAN4 = np.arange(4)
 
 
 def _lane_key(src: str, sport: int, dst: str, dport: int) -> bytes:

@@ -166,7 +166,7 @@ class RtpStreamStats:
         "ssrc", "packets", "bytes", "first", "last", "first_frame", "last_frame",
         "sequence_errors", "wrong_timestamps", "marker_packets", "problem", "duplicates", "out_of_order",
         "seq_jumps", "dtmf_events", "jitter_samples",
-        "_kind", "_event_rates", "_pt_counts",
+        "_kind", "_event_rates", "_pt_counts", "_pt_seen",
         # tshark's tap_rtp_stat_t
         "_start_seq", "_stop_seq", "_seq_num", "_cycles", "_under", "_first_ts", "_time", "_last_nominal",
         "_pt", "_jitter", "_jitter_known", "_max_delta", "_min_delta", "_mean_delta", "_max_jitter",
@@ -195,6 +195,7 @@ class RtpStreamStats:
                       else _pt_table(clock_rates, encodings))
         self._event_rates = clock_rates or {}
         self._pt_counts = [0] * 128
+        self._pt_seen: tuple[int, dict[int, int]] = (0, {})
         self._start_seq = self._stop_seq = self._seq_num = 0
         self._cycles = 0
         self._under = False
@@ -501,8 +502,10 @@ class RtpStreamStats:
 
     @property
     def payload_types(self) -> dict[int, int]:
-        """Packets per payload type."""
-        return {pt: count for pt, count in enumerate(self._pt_counts) if count}
+        """Packets per payload type (a copy; worked out again only after new packets)."""
+        if self._pt_seen[0] != self.packets:
+            self._pt_seen = (self.packets, {pt: count for pt, count in enumerate(self._pt_counts) if count})
+        return dict(self._pt_seen[1])
 
     @property
     def max_delta_frame(self) -> int:

@@ -82,7 +82,8 @@ def call_to_dict(call: Call) -> dict:
 
 def stream_to_dict(stream: RtpStream) -> dict:
     st = stream.stats
-    main_pt = max(st.payload_types, key=st.payload_types.get) if st.payload_types else None
+    payload_types = st.payload_types
+    main_pt = max(payload_types, key=payload_types.get) if payload_types else None
     codec = stream.codec
     return {
         "src": hostport(stream.src, stream.sport),
@@ -92,7 +93,7 @@ def stream_to_dict(stream: RtpStream) -> dict:
         "call_id": stream.call_id,
         "direction": stream.direction,
         "payload_type": main_pt,
-        "payload_types": {str(pt): n for pt, n in st.payload_types.items()},
+        "payload_types": {str(pt): n for pt, n in payload_types.items()},
         "codec": codec,
         "packets": st.packets,
         "expected": st.expected,
