@@ -214,8 +214,9 @@ class MediaTracker:
         if flow is None and key in self._ignored:
             return
         header = parse_rtp_header(payload)
-        if header is None:
-            if flow is None and (dst, dport) not in self._expected:
+        if header is None or 72 <= header[0] <= 76:  # not RTP; 72-76 is RTCP sharing the port (RFC 5761 §4)
+            # STUN or DTLS may open a media flow: with the heuristic on, its RTP may still follow
+            if flow is None and not self.heuristic and (dst, dport) not in self._expected:
                 self._ignore(key)
             return
         if flow is None:
