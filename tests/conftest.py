@@ -49,7 +49,8 @@ def tshark_sip_stat(path: Path, ports: set[tuple[str, int]] = frozenset()) -> Ts
     """Run `tshark -q -z sip,stat`, decoding the given (transport, port) pairs as SIP."""
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed (make test installs it)")
-    cmd = ["tshark", "-n", "-q", "-r", str(path), "-z", "sip,stat"]
+    # out-of-order TCP segments are put back in order by sipwatch; tshark does it only when asked
+    cmd = ["tshark", "-n", "-q", "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-z", "sip,stat"]
     for transport, port in sorted(ports):
         if port not in (5060, 5061):
             cmd += ["-d", f"{transport}.port=={port},sip"]

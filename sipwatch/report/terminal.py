@@ -141,21 +141,28 @@ def _num(value) -> str:
 
 
 def render_streams(rows: list[dict], console: Console, limit: int = 500) -> None:
-    table = Table(title="RTP streams", box=box.SIMPLE_HEAD)
-    for column, justify in (
-        ("src", "left"), ("dst", "left"), ("SSRC", "left"), ("codec", "left"), ("pkts", "right"),
-        ("lost", "right"), ("max delta ms", "right"), ("jitter mean/max ms", "right"), ("MOS", "right"),
-        ("call", "left"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")
+    """One line per stream; a terminal under 140 columns gets the essentials only."""
+    wide = console.width >= 140
+    table = Table(title="RTP streams", box=box.SIMPLE_HEAD, padding=(0, 1))
+    if wide:
+        columns = ["stream", "SSRC", "codec", "pkts", "lost", "max delta ms", "jitter mean/max ms", "MOS", "call"]
+    else:
+        columns = ["stream", "codec", "pkts", "loss", "jitter ms", "MOS"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("stream", "SSRC", "codec", "call") else "right",
+                         no_wrap=column != "call", overflow="fold")
     for row in rows[:limit]:
         codec = row["codec"] or (f"PT {row['payload_type']}" if row["payload_type"] is not None else "")
-        table.add_row(
-            row["src"], row["dst"], row["ssrc_hex"], codec, str(row["packets"]),
-            f"{row['lost']} ({row['loss_pct']:.1f}%)", _num(row["delta_max_ms"]),
-            f"{_num(row['jitter_mean_ms'])} / {_num(row['jitter_max_ms'])}", _num(row["mos"]),
-            (row["call_id"] or "unattached")[:40],
-        )
+        stream = f"{row['src']} -> {row['dst']}"
+        if wide:
+            jitter = "" if row["jitter_max_ms"] is None else f"{row['jitter_mean_ms']:.2f} / {row['jitter_max_ms']:.2f}"
+            table.add_row(
+                stream, row["ssrc_hex"], codec, str(row["packets"]), f"{row['lost']} ({row['loss_pct']:.1f}%)",
+                _num(row["delta_max_ms"]), jitter, _num(row["mos"]), row["call_id"] or "unattached",
+            )
+        else:
+            jitter = "" if row["jitter_max_ms"] is None else f"{row['jitter_max_ms']:.1f}"
+            table.add_row(stream, codec[:6], str(row["packets"]), f"{row['loss_pct']:.1f}%", jitter, _num(row["mos"]))
     if len(rows) > limit:
         table.caption = f"{len(rows) - limit} more streams (use sipwatch streams or --format json)"
     console.print(table)
