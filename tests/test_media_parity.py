@@ -68,3 +68,21 @@ def test_streams_are_attached_to_their_calls() -> None:
     (call,) = analysis.calls
     assert {s.call_id for s in call.streams} == {call.call_id}
     assert analysis.unattached_streams == []
+
+
+def test_rtcp_reports_attach_to_their_streams() -> None:
+    """heplify's call carries RTCP on port+1: SR/RR blocks land on the stream they report on."""
+    path = SHARED_CAPTURES / "heplify" / "rtp_rtcp_sip_ipv4_udp.pcap"
+    if not path.exists():
+        pytest.skip("shared captures not present")
+    call = analyze_file(str(path)).calls[0]
+    reports = {s.ssrc: s.rtcp for s in call.streams}
+    assert all(r is not None for r in reports.values())
+    sent = {s.ssrc: s.stats.packets for s in call.streams}
+    for ssrc, report in reports.items():
+        assert report.sender_reports > 0 and report.report_blocks > 0
+        assert report.cumulative_lost == 0
+        # a sender's last SR counts no more packets than the capture saw from it
+        assert 0 < report.sender_packet_count <= sent[ssrc]
+    assert any(report.rtt_ms for report in reports.values())
+    assert all(0 <= rtt < 100 for report in reports.values() for rtt in report.rtt_ms)

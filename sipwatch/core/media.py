@@ -18,7 +18,15 @@ from struct import pack
 import numpy as np
 
 from sipwatch.media.recorder import RtpRecorder
-from sipwatch.media.rtp import parse_rtp_header
+from sipwatch.media.rtcp import (
+    ExtendedReport,
+    ReceiverReport,
+    ReportBlock,
+    SenderReport,
+    VoipMetrics,
+    parse_compound,
+)
+from sipwatch.media.rtp import is_rtcp, parse_rtp_header
 from sipwatch.media.rtpstats import RtpStreamStats
 from sipwatch.sip.sdp import MediaDescription, SessionDescription
 
@@ -37,6 +45,42 @@ class MediaExpectation:
 
 
 @dataclass(slots=True)
+class RtcpSummary:
+    """What RTCP reports said about one RTP stream (RFC 3550 §6.4, RFC 3611 §4.7), from the other side."""
+
+    sender_reports: int = 0  # SRs the stream's sender sent
+    sender_packet_count: int | None = None  # the last SR's count of packets sent
+    report_blocks: int = 0  # report blocks about this stream, from its receiver
+    fraction_lost_max_pct: float = 0.0
+    cumulative_lost: int | None = None  # from the last block
+    jitter_max: int = 0  # RTP timestamp units; ms need the stream's clock rate
+    rtt_ms: list[float] = field(default_factory=list)  # from LSR/DLSR, one per block that has them
+    xr_mos_lq: float | None = None
+    xr_r_factor: int | None = None
+    xr_loss_pct: float | None = None
+    first_frame: int | None = None
+
+    def add_block(self, block: ReportBlock, arrival: float, frame: int, sr_seen: float | None) -> None:
+        """`sr_seen`: when the capture saw the SR this block's LSR names (None: not captured)."""
+        self.report_blocks += 1
+        self.first_frame = self.first_frame or frame
+        self.fraction_lost_max_pct = max(self.fraction_lost_max_pct, block.fraction_lost_pct)
+        self.cumulative_lost = block.cumulative_lost
+        self.jitter_max = max(self.jitter_max, block.jitter)
+        if sr_seen is not None and len(self.rtt_ms) < 1000:
+            # RFC 3550 §6.4.1 with capture times on both ends, as the endpoints' clocks are not ours: the
+            # round trip between the capture point and the reporting side
+            rtt = arrival - sr_seen - block.dlsr_seconds
+            if rtt >= 0.0:
+                self.rtt_ms.append(rtt * 1000.0)
+
+    def add_voip_metrics(self, metrics: VoipMetrics) -> None:
+        self.xr_mos_lq = metrics.mos_lq_value
+        self.xr_r_factor = metrics.r_factor_value
+        self.xr_loss_pct = metrics.loss_pct
+
+
+@dataclass(slots=True)
 class RtpStream:
     src: str
     sport: int
@@ -49,6 +93,7 @@ class RtpStream:
     call_id: str | None = None
     direction: str | None = None  # "caller->callee" or "callee->caller"
     expectation: MediaExpectation | None = None
+    rtcp: RtcpSummary | None = None  # what the far end's RTCP reported about this stream
     _stats: RtpStreamStats | None = None
 
     @property
@@ -85,6 +130,10 @@ class MediaTracker:
         self._expected: dict[tuple[str, int], MediaExpectation] = {}
         self._flows: dict[tuple, _Flow] = {}
         self._lane_flows: dict[bytes, _Flow] = {}  # the same IPv4 flows, by their 12 raw header bytes
+        self.rtcp_errors = 0
+        self._rtcp_expected: dict[tuple[str, int], str] = {}  # RTCP destination -> call id
+        self._rtcp: dict[str, dict[int, RtcpSummary]] = {}  # call id -> reported-on SSRC -> what RTCP said
+        self._sr_times: dict[str, dict[int, float]] = {}  # call id -> SR NTP middle 32 bits -> capture time
         self._keys_of_call: dict[str, list[tuple[str, int]]] = {}
         self._ignored: set[tuple] = set()  # 4-tuples seen that are not media of any call (negative cache)
         self._by_call: dict[str, list[RtpStream]] = {}
@@ -114,6 +163,10 @@ class MediaTracker:
                     call_id, receiver, media, address, signalling_src, frame, via_signalling
                 )
                 self._keys_of_call.setdefault(call_id, []).append(key)
+                if not media.rtcp_mux:  # RTCP on its own port: a=rtcp (RFC 3605), else the next one up
+                    rtcp_key = (target, media.rtcp_port or media.port + 1)
+                    self._rtcp_expected[rtcp_key] = call_id
+                    self._keys_of_call[call_id].append(rtcp_key)
                 added = True
         if added:
             # flows ignored before this SDP may be its media now (early media, port changes)
@@ -129,6 +182,12 @@ class MediaTracker:
             expectation = self._expected.get(key)
             if expectation is not None and expectation.call_id == call_id:
                 del self._expected[key]
+            if self._rtcp_expected.get(key) == call_id:
+                del self._rtcp_expected[key]
+        reports = self._rtcp.pop(call_id, {})
+        self._sr_times.pop(call_id, None)
+        for stream in streams:
+            stream.rtcp = reports.get(stream.ssrc)
         for stream in streams:
             self._flows.pop((stream.src, stream.sport, stream.dst, stream.dport), None)
             if ":" not in stream.src:
@@ -213,6 +272,12 @@ class MediaTracker:
         key = (src, sport, dst, dport)
         if flow is None and key in self._ignored:
             return
+        if is_rtcp(payload):
+            call_id = flow.expectation.call_id if flow is not None and flow.expectation else self._rtcp_expected.get(
+                (dst, dport))
+            if call_id is not None:
+                self._rtcp_packet(call_id, ts, frame, payload)
+            return
         header = parse_rtp_header(payload)
         if header is None or 72 <= header[0] <= 76:  # not RTP; 72-76 is RTCP sharing the port (RFC 5761 §4)
             # STUN or DTLS may open a media flow: with the heuristic on, its RTP may still follow
@@ -230,6 +295,29 @@ class MediaTracker:
         stream = self._new_stream(flow, src, sport, dst, dport, header[4])
         flow.streams[payload[8:12]] = stream
         stream.recorder.add(ts, frame, payload)
+
+    def _rtcp_packet(self, call_id: str, ts: float, frame: int, payload: bytes) -> None:
+        try:
+            packets = parse_compound(payload)
+        except ValueError:
+            self.rtcp_errors += 1
+            return
+        reports = self._rtcp.setdefault(call_id, {})
+        sr_times = self._sr_times.setdefault(call_id, {})
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                summary = reports.setdefault(packet.ssrc, RtcpSummary())
+                summary.sender_reports += 1
+                summary.sender_packet_count = packet.sender_info.packet_count
+                if len(sr_times) < 10_000:
+                    sr_times[packet.sender_info.ntp_middle32] = ts
+            if isinstance(packet, SenderReport | ReceiverReport):
+                for block in packet.reports:
+                    seen = sr_times.get(block.lsr) if block.lsr else None
+                    reports.setdefault(block.ssrc, RtcpSummary()).add_block(block, ts, frame, seen)
+            elif isinstance(packet, ExtendedReport):
+                for metrics in packet.voip_metrics:
+                    reports.setdefault(metrics.ssrc, RtcpSummary()).add_voip_metrics(metrics)
 
     def _ignore(self, key: tuple) -> None:
         if len(self._ignored) > 100_000:  # bounded on a long live capture

@@ -13,6 +13,7 @@ from sipwatch.core.kpi import compute_kpis
 from sipwatch.core.media import RtpStream
 from sipwatch.core.result import Analysis
 from sipwatch.media.mos import estimate_mos
+from sipwatch.media.rtpstats import clock_rate_for
 from sipwatch.model import Finding, hostport
 from sipwatch.sip.codes import lookup
 
@@ -112,9 +113,33 @@ def stream_to_dict(stream: RtpStream) -> dict:
         "last": iso(st.last),
         "first_frame": st.first_frame,
         "last_frame": st.last_frame,
+        "dtmf": [event.to_dict() for event in st.dtmf_events],
+        "rtcp": _rtcp(stream, main_pt),
         "matched_by": None if stream.expectation is None else (
             "signalling source" if stream.expectation.via_signalling_source else "sdp c="
         ),
+    }
+
+
+def _rtcp(stream: RtpStream, payload_type: int | None) -> dict | None:
+    """What the far end's RTCP said about this stream, beside what the capture measured."""
+    report = stream.rtcp
+    if report is None:
+        return None
+    rate = clock_rate_for(payload_type, stream.clock_rates, stream.encodings) if payload_type is not None else 0
+    rtt = report.rtt_ms
+    return {
+        "sender_reports": report.sender_reports,
+        "sender_packet_count": report.sender_packet_count,
+        "report_blocks": report.report_blocks,
+        "fraction_lost_max_pct": round(report.fraction_lost_max_pct, 2),
+        "cumulative_lost": report.cumulative_lost,
+        "jitter_max_ms": round(report.jitter_max * 1000.0 / rate, 3) if rate else None,
+        "rtt_ms_mean": round(sum(rtt) / len(rtt), 3) if rtt else None,
+        "rtt_ms_max": round(max(rtt), 3) if rtt else None,
+        "xr_mos_lq": report.xr_mos_lq,
+        "xr_r_factor": report.xr_r_factor,
+        "xr_loss_pct": None if report.xr_loss_pct is None else round(report.xr_loss_pct, 2),
     }
 
 
