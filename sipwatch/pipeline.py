@@ -13,6 +13,7 @@ from sipwatch.capture.decode import LINKTYPE_NAMES, FrameDecoder
 from sipwatch.capture.reader import CaptureFile, open_capture
 from sipwatch.core.analyzer import Analyzer, AnalyzerConfig
 from sipwatch.core.calls import Call
+from sipwatch.core.findings import capture_loss
 from sipwatch.core.result import Analysis, CaptureInfo
 from sipwatch.model import ProblemLog, Severity, UnsupportedLinkType
 
@@ -107,4 +108,6 @@ def _analyze(capture: CaptureFile, config: AnalyzerConfig | None, progress: Prog
     )
     if decoder.sctp_packets:
         problems.report("unsupported_transport", f"{decoder.sctp_packets} SCTP packets skipped: SIP over SCTP is not decoded yet")
-    return Analysis(info, analyzer.stats, calls, problems, analyzer.config, analyzer.unattached_streams())
+    unattached = analyzer.unattached_streams()
+    findings = capture_loss(calls, unattached, analyzer.config.media)
+    return Analysis(info, analyzer.stats, calls, problems, analyzer.config, unattached, findings)

@@ -27,6 +27,9 @@ class MediaThresholds:
     poor_loss_pct: float = 3.0
     poor_jitter_ms: float = 40.0
     poor_mos: float = 3.6
+    capture_loss_window_s: float = 0.04  # gaps this close together in several streams are one event
+    capture_loss_min_streams: int = 3  # ... in at least this many streams
+    capture_loss_share: float = 0.8  # ... and at least this share of the streams active then
 
 
 def media_findings(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
@@ -198,10 +201,12 @@ def _quality(call: Call, streams: list[RtpStream], limits: MediaThresholds, capt
         stats = stream.stats
         if stats.packets < 10:
             continue
-        mos = estimate_mos(stream.codec, max(0.0, stats.lost_pct))
+        # what the capture itself dropped is no fault of the network (see capture_loss below)
+        loss_pct = 100.0 * max(0, stats.lost - stream.capture_lost) / stats.expected if stats.expected else 0.0
+        mos = estimate_mos(stream.codec, loss_pct)
         problems = []
-        if stats.lost_pct > limits.poor_loss_pct:
-            problems.append(f"loss {stats.lost_pct:.1f}%")
+        if loss_pct > limits.poor_loss_pct:
+            problems.append(f"loss {loss_pct:.1f}%")
         if (stats.max_jitter_ms or 0.0) > limits.poor_jitter_ms:
             problems.append(f"jitter up to {stats.max_jitter_ms:.1f} ms")
         if mos is not None and mos < limits.poor_mos:
@@ -213,7 +218,8 @@ def _quality(call: Call, streams: list[RtpStream], limits: MediaThresholds, capt
                 [Evidence("stream", f"{hostport(stream.src, stream.sport)} -> {hostport(stream.dst, stream.dport)}"
                           f" ssrc 0x{stream.ssrc:08x}", stats.first_frame, stats.first)],
                 stats.first,
-                {"loss_pct": round(stats.lost_pct, 2), "jitter_max_ms": stats.max_jitter_ms, "mos": mos},
+                {"loss_pct": round(loss_pct, 2), "capture_lost": stream.capture_lost,
+                 "jitter_max_ms": stats.max_jitter_ms, "mos": mos},
             ))
     return findings
 
@@ -221,3 +227,48 @@ def _quality(call: Call, streams: list[RtpStream], limits: MediaThresholds, capt
 _DETECTORS: tuple[Callable[..., list[Finding]], ...] = (
     _no_media, _one_way, _rtp_timeout, _address, _payload_types, _after_bye, _quality,
 )
+
+
+def capture_loss(calls: list[Call], unattached: list[RtpStream], limits: MediaThresholds) -> list[Finding]:
+    """Gaps that hit many streams at the same instant are the capture dropping packets, not the network.
+
+    Every sequence gap of every stream is placed at the arrival of the packet after it. Where gaps of at least
+    `capture_loss_min_streams` streams, and at least `capture_loss_share` of the streams active then, fall
+    within `capture_loss_window_s`, the capture lost those packets: a capture-wide `capture_loss` finding is
+    returned, each stream's `capture_lost` counts its share, and the calls' `poor_quality` findings are
+    decided again on the network loss that remains.
+    """
+    streams = [s for c in calls for s in c.streams] + list(unattached)
+    events = sorted((t, missing, i) for i, s in enumerate(streams) for t, missing in s.stats.gap_arrivals)
+    findings: list[Finding] = []
+    touched: set[int] = set()
+    i = 0
+    while i < len(events):
+        start = events[i][0]
+        j = i
+        while j < len(events) and events[j][0] - start <= limits.capture_loss_window_s:
+            j += 1
+        hit = {events[k][2] for k in range(i, j)}
+        active = sum(1 for s in streams if s.stats.packets and s.stats.first <= start <= s.stats.last)
+        if len(hit) >= limits.capture_loss_min_streams and len(hit) >= limits.capture_loss_share * active:
+            missing = 0
+            for k in range(i, j):
+                streams[events[k][2]].capture_lost += events[k][1]
+                missing += events[k][1]
+            touched |= hit
+            findings.append(Finding(
+                "capture_loss",
+                f"{len(hit)} of {active} RTP streams lost packets within {limits.capture_loss_window_s * 1000:.0f} ms"
+                f" of each other: the capture dropped {missing} packets there, the network did not",
+                [Evidence("gap", f"{missing} packets over {len(hit)} streams", None, start)],
+                start, {"streams": len(hit), "active_streams": active, "missing_packets": missing},
+            ))
+            i = j
+        else:
+            i += 1
+    if touched:
+        for call in calls:
+            if any(s.capture_lost for s in call.streams):
+                call.findings = [f for f in call.findings if f.kind != "poor_quality"]
+                call.findings.extend(_quality(call, call.streams, limits, 0.0))
+    return findings

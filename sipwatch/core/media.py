@@ -94,6 +94,7 @@ class RtpStream:
     direction: str | None = None  # "caller->callee" or "callee->caller"
     expectation: MediaExpectation | None = None
     rtcp: RtcpSummary | None = None  # what the far end's RTCP reported about this stream
+    capture_lost: int = 0  # of the lost packets, those the capture dropped (core.findings.capture_loss)
     _stats: RtpStreamStats | None = None
 
     @property

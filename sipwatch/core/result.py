@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sipwatch.core.analyzer import AnalyzerConfig, SipStats
 from sipwatch.core.calls import Call
 from sipwatch.core.media import RtpStream
-from sipwatch.model import ProblemLog, Severity
+from sipwatch.model import Finding, ProblemLog, Severity
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Analysis:
     problems: ProblemLog
     config: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     unattached_streams: list[RtpStream] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # about the capture as a whole (capture loss)
 
     @property
     def damaged(self) -> bool:

@@ -165,7 +165,7 @@ class RtpStreamStats:
     __slots__ = (
         "ssrc", "packets", "bytes", "first", "last", "first_frame", "last_frame",
         "sequence_errors", "wrong_timestamps", "marker_packets", "problem", "duplicates", "out_of_order",
-        "seq_jumps", "dtmf_events", "jitter_samples",
+        "seq_jumps", "dtmf_events", "jitter_samples", "gap_arrivals",
         "_kind", "_event_rates", "_pt_counts", "_pt_seen",
         # tshark's tap_rtp_stat_t
         "_start_seq", "_stop_seq", "_seq_num", "_cycles", "_under", "_first_ts", "_time", "_last_nominal",
@@ -189,6 +189,7 @@ class RtpStreamStats:
         self.duplicates = 0
         self.out_of_order = 0
         self.seq_jumps = 0
+        self.gap_arrivals: list[tuple[float, int]] = []  # (arrival of the packet after a gap, packets missing)
         self.jitter_samples = 0
         self.dtmf_events: list[DtmfEvent] = []
         self._kind = (_DEFAULT_PT_TABLE if clock_rates is None and encodings is None
@@ -357,6 +358,8 @@ class RtpStreamStats:
         elif step and step < 0x8000:
             self._gaps.append([max_ext + 1, step - 1])
             self.seq_jumps += 1
+            if len(self.gap_arrivals) < 10_000:
+                self.gap_arrivals.append((arrival, step - 1))
             self._max_ext = max_ext + step
         elif step:
             self._late(max_ext - 0x10000 + step)

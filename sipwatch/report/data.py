@@ -100,6 +100,7 @@ def stream_to_dict(stream: RtpStream) -> dict:
         "expected": st.expected,
         "lost": st.lost,
         "loss_pct": round(st.lost_pct, 3),
+        "capture_lost": stream.capture_lost,
         "duplicates": st.duplicates,
         "out_of_order": st.out_of_order,
         "seq_jumps": st.seq_jumps,
@@ -176,7 +177,9 @@ def summary(analysis: Analysis) -> dict:
         "parse_errors": stats.parse_errors,
         "truncated_messages": stats.truncated,
         "rtp_streams": sum(len(c.streams) for c in calls) + len(analysis.unattached_streams),
-        "findings": dict(Counter(f.kind for c in calls for f in c.findings).most_common()),
+        "findings": dict(
+            Counter([f.kind for c in calls for f in c.findings] + [f.kind for f in analysis.findings]).most_common()
+        ),
         "kpi": compute_kpis(calls),
     }
 
@@ -200,6 +203,7 @@ def analysis_to_dict(analysis: Analysis) -> dict:
         "summary": summary(analysis),
         "calls": [call_to_dict(c) for c in analysis.calls],
         "unattached_streams": [stream_to_dict(s) for s in analysis.unattached_streams],
+        "findings": [finding_to_dict(f) for f in analysis.findings],
         "problems": [p.to_dict() for p in problems.kept],
         "problems_omitted": problems.omitted(),
     }
