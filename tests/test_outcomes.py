@@ -156,3 +156,18 @@ def test_one_way_audio_names_the_silent_side() -> None:
 def test_rtp_under_linux_cooked_header() -> None:
     call = only_call(analyze("any_interface.pcap"))
     assert len(call.streams) == 2 and all(s.stats.packets > 50 for s in call.streams)
+
+
+def test_missing_ack_finding_has_the_evidence() -> None:
+    call = only_call(analyze("missing_ack.pcap"))
+    (finding,) = [f for f in call.findings if f.kind == "missing_ack"]
+    assert finding.data["retransmissions"] >= 5
+    assert 30 <= finding.data["bye_after_s"] <= 40  # the UAS gave up after 64*T1
+    assert finding.evidence[0].frame == call.answer_frame
+
+
+def test_timeout_finding_names_its_variant() -> None:
+    call = only_call(analyze("timeout_no_answer.pcap"))
+    (finding,) = [f for f in call.findings if f.kind.startswith("timeout_")]
+    assert finding.kind == "timeout_no_response"
+    assert finding.data["invites"] == call.retransmissions + 1

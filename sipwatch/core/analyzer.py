@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sipwatch.core.calls import Call, MessageRecord, SdpRecord
-from sipwatch.core.findings import MediaThresholds, media_findings
+from sipwatch.core.findings import MediaThresholds, call_findings
 from sipwatch.core.media import MediaTracker, RtpStream
 from sipwatch.core.states import FINAL_STATES, CallEvent, CallState, next_state
 from sipwatch.model import Datagram, ProblemLog, Severity, Transport, hostport
@@ -435,7 +435,7 @@ class Analyzer:
         del self.calls[call.call_id]
         call.decide(now, self.config.invite_timeout)
         call.streams = self.media.release(call.call_id)
-        call.findings.extend(media_findings(call, call.streams, self.config.media, now))
+        call.findings.extend(call_findings(call, call.streams, self.config.media, now))
         self.finished += 1
         return CallFinished(call)
 

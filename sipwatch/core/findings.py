@@ -32,13 +32,56 @@ class MediaThresholds:
     capture_loss_share: float = 0.8  # ... and at least this share of the streams active then
 
 
-def media_findings(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
-    if call.answer_ts is None:
-        return []
-    findings: list[Finding] = []
-    for detector in _DETECTORS:
-        findings.extend(detector(call, streams, limits, capture_end))
+def call_findings(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
+    """Every detector's findings for a decided call: signalling first, then media (answered calls only)."""
+    findings = _timeout(call) + _missing_ack(call)
+    if call.answer_ts is not None:
+        for detector in _DETECTORS:
+            findings.extend(detector(call, streams, limits, capture_end))
     return findings
+
+
+def _timeout(call: Call) -> list[Finding]:
+    """Timer B ran out (RFC 3261 §17.1.1.2): which of the three ways tells where to look."""
+    if call.timeout_kind is None or call.invite_ts is None:
+        return []
+    invites = [r for r in call.records if r.cseq_method == "INVITE" and r.status is None]
+    heard = {
+        "no_response": "nothing came back at all",
+        "trying_only": "only 100 Trying came back",
+        "ringing": "it rang, but no final response came",
+    }[call.timeout_kind]
+    evidence = [Evidence("INVITE", f"sent {len(invites)} times (retransmissions included)", call.invite_frame,
+                         call.invite_ts)]
+    if call.trying_ts is not None:
+        evidence.append(Evidence("100 Trying", None, None, call.trying_ts))
+    if call.ringing_ts is not None:
+        evidence.append(Evidence(f"{call.ringing_status} ringing", None, None, call.ringing_ts))
+    return [Finding(
+        f"timeout_{call.timeout_kind}", f"no final response to the INVITE within 32 s: {heard}", evidence,
+        call.invite_ts, {"invites": len(invites)},
+    )]
+
+
+def _missing_ack(call: Call) -> list[Finding]:
+    """2xx retransmitted and never ACKed: the ACK is lost on the way back, typically a NAT or SIP ALG that
+    routes by the Contact; the UAS gives up after 64*T1 and tears the call down (RFC 3261 §13.3.1.4)."""
+    if call.answer_ts is None or call.ack_ts is not None or call.started_before_capture:
+        return []
+    answers = [r for r in call.records if r.cseq_method == "INVITE" and r.status is not None and 200 <= r.status < 300]
+    if len(answers) < 2:
+        return []
+    evidence = [Evidence("2xx", f"{answers[0].label}, then {len(answers) - 1} retransmissions", answers[0].frame,
+                         answers[0].ts),
+                Evidence("last 2xx retransmission", None, answers[-1].frame, answers[-1].ts)]
+    data = {"retransmissions": len(answers) - 1}
+    if call.bye_ts is not None:
+        evidence.append(Evidence("BYE", f"from the {call.bye_by}, {call.bye_ts - call.answer_ts:.1f} s after the answer",
+                                 call.bye_frame, call.bye_ts))
+        data["bye_after_s"] = round(call.bye_ts - call.answer_ts, 3)
+    return [Finding(
+        "missing_ack", f"the 2xx was sent {len(answers)} times and never acknowledged", evidence, call.answer_ts, data,
+    )]
 
 
 def _negotiated(call: Call) -> dict[str, bool]:
