@@ -188,10 +188,15 @@ def _rtp_timeout(call: Call, streams: list[RtpStream], limits: MediaThresholds, 
 
 def _address(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
     findings = []
+    seen: set[tuple] = set()
     for stream in streams:
         expectation = stream.expectation
         if expectation is None or not expectation.via_signalling_source:
             continue
+        where = (expectation.receiver, expectation.sdp_address, expectation.media.port, stream.dst)
+        if where in seen:  # one per announced destination, whatever the SSRCs sent to it
+            continue
+        seen.add(where)
         findings.append(Finding(
             "media_address_mismatch",
             f"SDP of the {expectation.receiver} announced {expectation.sdp_address}, but its media went to "
