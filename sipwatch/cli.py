@@ -104,6 +104,32 @@ def streams(
         raise typer.Exit(EXIT_DAMAGED)
 
 
+@app.command()
+def explain(
+    what: Annotated[str, typer.Argument(help="A SIP status (503), a Q.850 cause (q850:17) or a finding (one_way_audio).")],
+) -> None:
+    """What a status code, Q.850 cause or finding means, for an agent and for an admin."""
+    from sipwatch.diagnosis.knowledge import knowledge, parse_key
+    from sipwatch.model import UsageError
+
+    try:
+        entry = knowledge(parse_key(what))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    console = Console()
+    console.print(f"[bold]{entry.key}  {entry.title}[/bold]   category: {entry.category}"
+                  f"   retry can help: {'yes' if entry.retry_can_help else 'no'}", highlight=False)
+    console.print(entry.meaning, highlight=False, markup=False)
+    console.print("\n[bold]Agent:[/bold] ", entry.agent, highlight=False)
+    console.print("[bold]Admin:[/bold] ", entry.admin, highlight=False)
+    if entry.situations:
+        console.print("\n[bold]Typical situations[/bold]", highlight=False)
+        for situation in entry.situations:
+            console.print(f"  - {situation}", highlight=False, markup=False)
+    if entry.related:
+        console.print(f"\nSee also: {', '.join(entry.related)}", highlight=False, markup=False)
+
+
 def _write(analysis, fmt: Format, output: Path | None, show_calls: bool) -> None:
     from sipwatch.report.data import analysis_to_dict, call_rows
 

@@ -98,8 +98,10 @@ class UnsupportedLinkType(CaptureError):
     exit_code = 5
 
 
-class AnalyzerBug(Exception):
-    """sipwatch itself failed on valid input: not the capture's fault (reported with the frame)."""
+class UsageError(SipwatchError):
+    """A command-line argument sipwatch cannot make sense of."""
+
+    exit_code = 2
 
 
 class ProblemLog:

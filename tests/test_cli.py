@@ -172,3 +172,18 @@ def test_gzip_stdin(sample: Path) -> None:
     result = run("analyze", "-", "--format", "json", stdin=gzip.compress(sample.read_bytes()))
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout)["summary"]["messages"] == 81
+
+
+def test_explain_status_cause_and_finding() -> None:
+    result = run("explain", "503")
+    assert result.returncode == 0
+    out = result.stdout.decode()
+    assert "503 Service Unavailable" in out and "capacity" in out and "Admin:" in out and "Agent:" in out
+    assert "Q.850 17 User busy" in run("explain", "q850:17").stdout.decode()
+    assert "one_way_audio" in run("explain", "one-way audio").stdout.decode()
+
+
+def test_explain_unknown_exits_2() -> None:
+    result = run("explain", "bogus")
+    assert result.returncode == 2
+    one_clear_line(result, "sipwatch: error:", "unknown finding")

@@ -566,7 +566,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
          ("q850:102", "sip:408", "finding:timeout_trying_only")),
     _rare(505, _C.SERVER, False,
           "The SIP version in the request is not one the server supports.",
-          ("Traffic that is not SIP/2.0 sent to a SIP port",)),
+          ("Request line carrying a SIP version other than 2.0",)),
     _rare(513, _C.SERVER, False,
           "The message is longer than the server can process, typically a large request over UDP that "
           "should have gone over TCP.",
