@@ -63,7 +63,7 @@ def analyze(
     fmt = output_format or (_SUFFIX_FORMATS.get(output.suffix.lower()) if output else None) or Format.table
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     with _progress(err) as progress:
         analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
     _write(analysis, fmt, output, calls)
@@ -189,7 +189,7 @@ class _progress:
 
 def main() -> None:
     """Console entry point: a user sees one line per error, never a traceback."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         code = app(standalone_mode=False)
     except SipwatchError as exc:
