@@ -10,10 +10,11 @@
 #        and for SIPp's raw socket when it plays RTP from a pcap)
 # Needs: sipp (with pcap play), tcpdump, coreutils timeout, awk.
 #
-# Port plan for capture number N (1..20): UAS SIP port 5060+N, UAC SIP port
+# Port plan for capture number N (1..24): UAS SIP port 5060+N, UAC SIP port
 # 5160+N, UAS media 16000+10N (+2 for SIPp's echo "video" port), UAC media
-# 17000+10N. route_advance_503 (N=15) also uses the ports of N=16 for its
-# second UAS, so no capture has N=16.
+# 17000+10N (+2 after the re-INVITE of reinvite_port_change).
+# route_advance_503 (N=15) also uses the ports of N=16 for its second UAS,
+# so no capture has N=16.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -322,6 +323,45 @@ n=20; log "short_call: callee sends BYE after 1 s"
 cap_start short_call lo "$(ufilter $n)"
 uas_start short_call.uas udp "$(sip $n)" "${UAS_ANSWER[@]}" $(v4uas $n) -set callee_bye 1 -d 1000
 uac short_call.uac "${UAC_CALL[@]}" $(v4uac $n) "${V4KEYS[@]}" -set callee_bye 1
+uas_wait; cap_stop
+
+# g711a.pcap holds 236 PCMA packets 30 ms apart (about 7.1 s). SIPp stops
+# playing it when the call ends, so a -d below 7.1 s cuts it. The captures
+# below use a longer -d where the RTP has to end first.
+
+# 21. RTP timeout: RTP both ways (all of g711a.pcap, echoed, ~7 s), then
+#     ~8 s of silence in both directions while the dialog stays up, then BYE.
+n=21; log "rtp_timeout: RTP stops both ways, BYE ~8 s later (takes ~16 s)"
+cap_start rtp_timeout lo "$(ufilter $n)"
+uas_start rtp_timeout.uas udp "$(sip $n)" "${UAS_ANSWER[@]}" $(v4uas $n) -rtp_echo
+uac rtp_timeout.uac "${UAC_CALL[@]}" $(v4uac $n) "${V4KEYS[@]}" -set rtp 1 -d 15000
+uas_wait; cap_stop
+
+# 22. Early media: 183 Session Progress with SDP, the callee plays RTP from
+#     the 183 on (1.5 s before its 200 OK); the caller plays after the ACK.
+n=22; log "early_media_183: 183 with SDP and RTP before the 200 OK"
+cap_start early_media_183 lo "$(ufilter $n)"
+uas_start early_media_183.uas udp "$(sip $n)" "${UAS_ANSWER[@]}" $(v4uas $n) -set early_media 1
+uac early_media_183.uac "${UAC_CALL[@]}" $(v4uac $n) "${V4KEYS[@]}" -set rtp 1 -d 5000
+uas_wait; cap_stop
+
+# 23. re-INVITE moving the caller's media from 17230 to 17232: RTP (all of
+#     g711a.pcap, echoed) on the old port, re-INVITE, 200, ACK, 3 s of RTP
+#     on the new port, BYE.
+n=23; log "reinvite_port_change: re-INVITE moves the caller's RTP port (takes ~11 s)"
+cap_start reinvite_port_change lo "$(ufilter $n)"
+uas_start reinvite_port_change.uas udp "$(sip $n)" "${UAS_ANSWER[@]}" $(v4uas $n) -rtp_echo
+uac reinvite_port_change.uac "${UAC_CALL[@]}" $(v4uac $n) "${V4KEYS[@]}" -set rtp 1 -set reinvite 1 -d 7500
+uas_wait; cap_stop
+
+# 24. Hold and resume: RTP (all of g711a.pcap, echoed), re-INVITE a=sendonly
+#     / 200 a=recvonly, 3 s without RTP, re-INVITE a=sendrecv / 200
+#     a=sendrecv, 3 s of RTP, BYE. -d 7500 lets the first play end before
+#     the hold: SIPp would go on playing (and the UAS echoing) through it.
+n=24; log "hold: re-INVITE sendonly, 3 s on hold, re-INVITE sendrecv (takes ~14 s)"
+cap_start hold lo "$(ufilter $n)"
+uas_start hold.uas udp "$(sip $n)" "${UAS_ANSWER[@]}" $(v4uas $n) -rtp_echo
+uac hold.uac "${UAC_CALL[@]}" $(v4uac $n) "${V4KEYS[@]}" -set rtp 1 -set hold 1 -d 7500
 uas_wait; cap_stop
 
 KEEP_WORK=0
