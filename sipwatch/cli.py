@@ -12,12 +12,14 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from sipwatch.model import SipwatchError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_DAMAGED = 6
 
@@ -63,15 +65,14 @@ def analyze(
     fmt = output_format or (_SUFFIX_FORMATS.get(output.suffix.lower()) if output else None) or Format.table
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-    err = Console(stderr=True, soft_wrap=True)
-    with _progress(err) as progress:
+    with _progress() as progress:
         analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
     _write(analysis, fmt, output, calls)
     for problem in analysis.problems.kept:
         if problem.kind in ("truncated_capture", "corrupt_record", "corrupt_block", "unsupported_linktype"):
-            err.print(f"sipwatch: warning: {analysis.capture.file}: {problem}", highlight=False, markup=False)
+            _say(f"sipwatch: warning: {analysis.capture.file}: {problem}")
     if output is not None:
-        err.print(f"sipwatch: wrote {output}", highlight=False, markup=False)
+        _say(f"sipwatch: wrote {output}")
     if analysis.damaged:
         raise typer.Exit(EXIT_DAMAGED)
 
@@ -99,7 +100,7 @@ def streams(
 
         sys.stdout.write(pd.DataFrame(rows).to_csv(index=False))
     else:
-        render_streams(rows, Console())
+        render_streams(rows, _console())
     if analysis.damaged:
         raise typer.Exit(EXIT_DAMAGED)
 
@@ -116,7 +117,7 @@ def explain(
         entry = knowledge(parse_key(what))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    console = Console()
+    console = _console()
     console.print(f"[bold]{entry.key}  {entry.title}[/bold]   category: {entry.category}"
                   f"   retry can help: {'yes' if entry.retry_can_help else 'no'}", highlight=False)
     console.print(entry.meaning, highlight=False, markup=False)
@@ -147,10 +148,10 @@ def _write(analysis, fmt: Format, output: Path | None, show_calls: bool) -> None
         from sipwatch.report.terminal import render
 
         if output is None:
-            render(analysis, Console(), show_calls)
+            render(analysis, _console(), show_calls)
             return
         with output.open("w") as fh:
-            render(analysis, Console(file=fh, width=160, force_terminal=False), show_calls)
+            render(analysis, _console(file=fh, width=160, force_terminal=False), show_calls)
         return
     if output is None:
         sys.stdout.write(text)
@@ -158,18 +159,30 @@ def _write(analysis, fmt: Format, output: Path | None, show_calls: bool) -> None
         output.write_text(text)
 
 
+def _say(line: str) -> None:
+    """One line on stderr (plain: rich is imported only for what a terminal shows)."""
+    sys.stderr.write(line + "\n")
+
+
+def _console(**kwargs) -> Console:
+    from rich.console import Console
+
+    return Console(**kwargs)
+
+
 class _progress:
     """A progress bar on stderr for large files, only when stderr is a terminal."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self) -> None:
         self.bar = None
         self.task = None
 
     def __enter__(self):
-        if not self.console.is_terminal:
+        if not sys.stderr.isatty():
             return None
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self.console = _console(stderr=True)
 
         self.bar = Progress(
             "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
@@ -189,16 +202,15 @@ class _progress:
 
 def main() -> None:
     """Console entry point: a user sees one line per error, never a traceback."""
-    err = Console(stderr=True, soft_wrap=True)
     try:
         code = app(standalone_mode=False)
     except SipwatchError as exc:
-        err.print(f"sipwatch: error: {exc}", highlight=False, markup=False)
+        _say(f"sipwatch: error: {exc}")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         _exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
-        err.print(f"sipwatch: error: {exc.format_message()} (see sipwatch --help)", highlight=False, markup=False)
+        _say(f"sipwatch: error: {exc.format_message()} (see sipwatch --help)")
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
@@ -208,10 +220,7 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("SIPWATCH_DEBUG"):
             raise
-        err.print(
-            f"sipwatch: internal error: {type(exc).__name__}: {exc} (set SIPWATCH_DEBUG=1 for details; please report)",
-            highlight=False, markup=False,
-        )
+        _say(f"sipwatch: internal error: {type(exc).__name__}: {exc} (set SIPWATCH_DEBUG=1 for details; please report)")
         sys.exit(1)
     _exit(code if isinstance(code, int) else 0)
 

@@ -234,7 +234,7 @@ class RtpStreamStats:
         if hasattr(recording, "in_order"):
             recording = recording.in_order()
         n = len(recording.arrivals)
-        if n >= 3 and not recording.odd:
+        if n >= 64 and not recording.odd:  # below that, numpy's call overhead costs more than the loop
             fields = np.frombuffer(recording.headers, dtype=_RECORD16)
             if stats._is_clean(fields):
                 stats._vectorised(recording, fields)

@@ -5,6 +5,7 @@ Every output format starts here, so a field has one name and one meaning everywh
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -21,9 +22,23 @@ SCHEMA_VERSION = 1
 
 
 def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC with microseconds. The whole-second part is cached: a capture's timestamps share few
+    seconds, and formatting a datetime costs more than all the rest of a stream's output."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    seconds = math.floor(ts)
+    fraction = round((ts - seconds) * 1_000_000)  # ts - floor(ts) is exact; rounds half to even as datetime does
+    if fraction == 1_000_000:
+        seconds, fraction = seconds + 1, 0
+    text = _SECONDS.get(seconds)
+    if text is None:
+        if len(_SECONDS) > 100_000:
+            _SECONDS.clear()
+        text = _SECONDS[seconds] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{fraction:06d}Z"
+
+
+_SECONDS: dict[int, str] = {}
 
 
 def _round(value: float | None, digits: int) -> float | None:
