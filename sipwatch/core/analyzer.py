@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sipwatch.core.calls import Call, MessageRecord, SdpRecord
+from sipwatch.core.calls import AddressRecord, Call, MessageRecord, SdpRecord
 from sipwatch.core.findings import MediaThresholds, call_findings
 from sipwatch.core.media import MediaTracker, RtpStream
 from sipwatch.core.states import FINAL_STATES, CallEvent, CallState, next_state
@@ -266,6 +266,12 @@ class Analyzer:
         if msg.body and not retransmission:
             self._sdp(call, msg, datagram)
         event = self._call_event(call, msg, datagram, retransmission)
+        if not retransmission and len(call.addresses) < 4 and (
+            (msg.method == "INVITE" and not msg.to.tag)
+            or (msg.status is not None and 200 <= msg.status < 300 and msg.cseq_method == "INVITE"
+                and msg.cseq == call.invite_cseq)
+        ):
+            self._addresses(call, msg, datagram)
         if event is None:
             return
         new = next_state(call.state, event)
@@ -273,6 +279,14 @@ class Analyzer:
             call.anomalies.append(f"frame {datagram.frame}: {msg.label} in state {call.state}")
             return
         call.state = new
+
+    def _addresses(self, call: Call, msg: SipMessage, datagram: Datagram) -> None:
+        contact = msg.contacts[0].uri.host if msg.contacts else None
+        via = msg.top_via if msg.is_request else None
+        call.addresses.append(AddressRecord(
+            datagram.frame, datagram.ts, "caller" if msg.is_request else "callee", msg.label, datagram.src, contact,
+            via.host if via else None, via.received if via else None, via.rport if via else None,
+        ))
 
     def _sdp(self, call: Call, msg: SipMessage, datagram: Datagram) -> None:
         try:

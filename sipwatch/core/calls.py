@@ -49,6 +49,21 @@ class SdpRecord:
 
 
 @dataclass(slots=True)
+class AddressRecord:
+    """Where a message said its sender is (Contact, Via) and where it really came from: NAT evidence."""
+
+    frame: int
+    ts: float
+    sender: str  # "caller" or "callee"
+    message: str
+    source: str  # the packet's source IP
+    contact_host: str | None
+    via_host: str | None  # top Via sent-by (requests: the sender's own)
+    via_received: str | None
+    via_rport: int | None
+
+
+@dataclass(slots=True)
 class Call:
     call_id: str
     first_ts: float
@@ -100,6 +115,7 @@ class Call:
     open_at_end: bool = False
     anomalies: list[str] = field(default_factory=list)
     sdp: list[SdpRecord] = field(default_factory=list)  # every SDP of the call, in order
+    addresses: list[AddressRecord] = field(default_factory=list)  # initial INVITE and first 2xx
     streams: list = field(default_factory=list)  # RtpStream, filled when the call is retired
     findings: list[Finding] = field(default_factory=list)
     outcome: Outcome | None = None

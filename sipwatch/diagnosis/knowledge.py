@@ -973,7 +973,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
          "Firewall letting RTP out but not in", "Asymmetric routing on a multi-homed server",
          "Microphone muted or broken on the sending device"),
         ("audio broken",),
-        ("finding:media_address_mismatch", "finding:no_media"),
+        ("finding:nat_private_address", "finding:media_address_mismatch", "finding:no_media"),
     ),
     _finding(
         "no_media", "No media in either direction", _C.NAT_ALG, False,
@@ -1015,7 +1015,22 @@ _ENTRIES: tuple[Knowledge, ...] = (
         ("200 OK Contact holding a private address", "SIP ALG rewriting Contact but not Record-Route",
          "PBX without its public address configured", "ACK sent over a transport the firewall blocks"),
         ("connection timeout", "audio broken"),
-        ("q850:102", "finding:media_address_mismatch"),
+        ("finding:nat_private_address", "q850:102", "finding:media_address_mismatch"),
+    ),
+    _finding(
+        "nat_private_address", "Private address behind NAT", _C.NAT_ALG, False,
+        "A message carries a private or carrier-grade NAT address (RFC 1918, RFC 6598) in its Contact, Via "
+        "or SDP, while its packets arrive from a different address: the sender sits behind NAT and nothing "
+        "on the way rewrote what it advertises.",
+        "Your phone is behind a router that translates addresses. Calls may fail to connect properly, drop "
+        "after about half a minute, or have audio in one direction only.",
+        "Make something fix the advertised addresses: enable NAT traversal on the SBC or PBX (rport, symmetric "
+        "RTP, media latching or an RTP relay), use an outbound proxy or STUN/ICE on the endpoints, and switch "
+        "off any SIP ALG on the router, which tends to rewrite only part of the message.",
+        ("Softphone at home behind a consumer router", "Remote office without an SBC",
+         "SIP ALG rewriting the Via but not the SDP"),
+        ("audio broken", "never connects"),
+        ("finding:media_address_mismatch", "finding:missing_ack", "finding:one_way_audio"),
     ),
     _finding(
         "capture_loss", "Packets dropped by the capture", _C.NORMAL, False,
@@ -1057,7 +1072,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
         ("Phone behind NAT without STUN", "PBX on a private network with no external address configured",
          "ALG rewriting the Via but not the SDP"),
         ("audio broken",),
-        ("finding:missing_ack", "finding:one_way_audio"),
+        ("finding:nat_private_address", "finding:missing_ack", "finding:one_way_audio"),
     ),
     _finding(
         "unexpected_payload_type", "RTP payload type not negotiated", _C.CODEC, False,

@@ -13,9 +13,10 @@ from sipwatch.core.calls import Call
 from sipwatch.core.kpi import compute_kpis
 from sipwatch.core.media import RtpStream
 from sipwatch.core.result import Analysis
+from sipwatch.diagnosis.attribution import Attributed, Diagnosis, attribute, diagnose
 from sipwatch.media.mos import estimate_mos
 from sipwatch.media.rtpstats import clock_rate_for
-from sipwatch.model import Finding, hostport
+from sipwatch.model import hostport
 from sipwatch.sip.codes import lookup
 
 SCHEMA_VERSION = 1
@@ -45,7 +46,9 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def call_to_dict(call: Call) -> dict:
+def call_to_dict(call: Call, diagnosis: Diagnosis | None = None) -> dict:
+    if diagnosis is None:
+        diagnosis = diagnose([call])[call.call_id]
     return {
         "call_id": call.call_id,
         "from": call.from_uri,
@@ -91,8 +94,10 @@ def call_to_dict(call: Call) -> dict:
         "first_frame": call.first_frame,
         "final_frame": call.final_frame,
         "anomalies": list(call.anomalies),
+        "cause": str(diagnosis.cause) if diagnosis.cause else None,
+        "cause_detail": diagnosis.principal.detail if diagnosis.principal and diagnosis.cause else None,
         "streams": [stream_to_dict(s) for s in call.streams],
-        "findings": [finding_to_dict(f) for f in call.findings],
+        "findings": [finding_to_dict(f) for f in diagnosis.findings],
     }
 
 
@@ -159,20 +164,28 @@ def _rtcp(stream: RtpStream, payload_type: int | None) -> dict | None:
     }
 
 
-def finding_to_dict(finding: Finding) -> dict:
+def finding_to_dict(finding: Attributed) -> dict:
+    entry = finding.entry
     return {
         "kind": finding.kind,
+        "category": str(entry.category),
+        "confidence": round(finding.confidence, 2),
         "detail": finding.detail,
         "at": iso(finding.ts),
         "evidence": [
             {"what": e.what, "value": e.value, "frame": e.frame, "at": iso(e.ts)} for e in finding.evidence
         ],
-        "data": finding.data or {},
+        "retry_can_help": entry.retry_can_help,
+        "advice": {"agent": entry.agent, "admin": entry.admin},
+        "knowledge": entry.key,
+        "data": finding.data,
     }
 
 
-def summary(analysis: Analysis) -> dict:
+def summary(analysis: Analysis, diagnoses: dict[str, Diagnosis] | None = None) -> dict:
     calls = analysis.calls
+    if diagnoses is None:
+        diagnoses = diagnose(calls)
     stats = analysis.stats
     outcomes = Counter(str(c.outcome) for c in calls)
     final = Counter(c.final_status for c in calls if c.final_status is not None)
@@ -193,8 +206,10 @@ def summary(analysis: Analysis) -> dict:
         "truncated_messages": stats.truncated,
         "rtp_streams": sum(len(c.streams) for c in calls) + len(analysis.unattached_streams),
         "findings": dict(
-            Counter([f.kind for c in calls for f in c.findings] + [f.kind for f in analysis.findings]).most_common()
+            Counter([f.kind for d in diagnoses.values() for f in d.findings] + [f.kind for f in analysis.findings])
+            .most_common()
         ),
+        "causes": dict(Counter(str(d.cause) for d in diagnoses.values() if d.cause).most_common()),
         "kpi": compute_kpis(calls),
     }
 
@@ -202,6 +217,7 @@ def summary(analysis: Analysis) -> dict:
 def analysis_to_dict(analysis: Analysis) -> dict:
     cap = analysis.capture
     problems = analysis.problems
+    diagnoses = diagnose(analysis.calls)
     return {
         "schema": SCHEMA_VERSION,
         "capture": {
@@ -215,10 +231,10 @@ def analysis_to_dict(analysis: Analysis) -> dict:
             "link_types": cap.linktypes,
             "damaged": analysis.damaged,
         },
-        "summary": summary(analysis),
-        "calls": [call_to_dict(c) for c in analysis.calls],
+        "summary": summary(analysis, diagnoses),
+        "calls": [call_to_dict(c, diagnoses[c.call_id]) for c in analysis.calls],
         "unattached_streams": [stream_to_dict(s) for s in analysis.unattached_streams],
-        "findings": [finding_to_dict(f) for f in analysis.findings],
+        "findings": [finding_to_dict(attribute(f)) for f in analysis.findings],
         "problems": [p.to_dict() for p in problems.kept],
         "problems_omitted": problems.omitted(),
     }
@@ -226,7 +242,7 @@ def analysis_to_dict(analysis: Analysis) -> dict:
 
 CSV_COLUMNS = [
     "call_id", "start", "end", "from", "to", "from_user", "to_user", "caller", "callee", "transport",
-    "outcome", "final_status", "reason_phrase", "reason_header", "pdd_ms", "setup_ms", "duration_s",
+    "outcome", "cause", "final_status", "reason_phrase", "reason_header", "pdd_ms", "setup_ms", "duration_s",
     "messages", "retransmissions", "partial", "bye_by", "user_agent", "server",
 ]
 
@@ -234,8 +250,9 @@ CSV_COLUMNS = [
 def call_rows(analysis: Analysis) -> list[dict]:
     """One flat row per call, for CSV and other tabular outputs."""
     rows = []
+    diagnoses = diagnose(analysis.calls)
     for call in analysis.calls:
-        d = call_to_dict(call)
+        d = call_to_dict(call, diagnoses[call.call_id])
         d["reason_phrase"] = d["reason"]["phrase"]
         d["reason_header"] = "; ".join(d["reason"]["header"])
         rows.append({k: d.get(k) for k in CSV_COLUMNS})

@@ -169,10 +169,13 @@ def render_streams(rows: list[dict], console: Console, limit: int = 500) -> None
 
 
 def _findings_table(findings: list[tuple[dict, dict]]) -> Table:
-    table = Table(title="Findings", box=box.SIMPLE_HEAD)
-    table.add_column("call", overflow="fold")
+    table = Table(title="Findings and causes", box=box.SIMPLE_HEAD)
+    table.add_column("call", overflow="fold", max_width=24)
     table.add_column("finding")
+    table.add_column("cause")
     table.add_column("detail", overflow="fold")
     for call, finding in findings:
-        table.add_row(call["call_id"][:32], Text(finding["kind"], style="red"), finding["detail"])
+        style = "yellow" if finding["category"] in ("normal", "user") else "red"
+        table.add_row(call["call_id"][:24], Text(finding["kind"], style=style),
+                      f"{finding['category']} ({finding['confidence']:.0%})", finding["detail"])
     return table
