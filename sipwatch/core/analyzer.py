@@ -281,7 +281,11 @@ class Analyzer:
         call.state = new
 
     def _addresses(self, call: Call, msg: SipMessage, datagram: Datagram) -> None:
-        contact = msg.contacts[0].uri.host if msg.contacts else None
+        try:
+            contact = msg.contacts[0].uri.host if msg.contacts else None
+        except SipParseError as exc:  # a broken Contact is evidence lost, not a message lost
+            self.problems.report("sip_warning", f"unusable Contact header: {exc}", datagram.frame)
+            contact = None
         via = msg.top_via if msg.is_request else None
         call.addresses.append(AddressRecord(
             datagram.frame, datagram.ts, "caller" if msg.is_request else "callee", msg.label, datagram.src, contact,
