@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from sipwatch.sip.text import head_end
+
 MAX_BUFFER = 1 << 20
 MAX_HEAD = 256 * 1024
 
@@ -46,24 +48,20 @@ class StreamFramer:
                 if not self._resync():
                     break
                 continue
-            head_end = buf.find(b"\r\n\r\n")
-            sep = 4
-            if head_end < 0:
-                head_end = buf.find(b"\n\n")
-                sep = 2
-            if head_end < 0:
+            end_of_head, sep = head_end(buf)
+            if end_of_head < 0:
                 if len(buf) > MAX_HEAD:
                     self.skipped += len(buf)
                     buf.clear()
                 break
-            match = _CONTENT_LENGTH.search(buf, 0, head_end + 2)
+            match = _CONTENT_LENGTH.search(buf, 0, end_of_head + 2)
             digits = match.group(1).lstrip(b"0") if match else b""  # RFC 3261 §18.3: mandatory on streams
             # more than 9 digits is absurd anyway, and int() refuses more than 4300
             length = int(digits or b"0") if len(digits) <= 9 else MAX_BUFFER + 1
-            end = head_end + sep + length
+            end = end_of_head + sep + length
             if length > MAX_BUFFER:
                 # an absurd Content-Length: deliver the head alone, the parser reports it
-                end = head_end + sep
+                end = end_of_head + sep
             if len(buf) < end:
                 if len(buf) > MAX_BUFFER:
                     self.skipped += len(buf)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from sipwatch.sip.sdp import SessionDescription
+from sipwatch.sip.text import head_end, to_int
 
 # RFC 3261 §7.3.3 and later RFCs' compact header names
 COMPACT_HEADERS = {
@@ -58,16 +59,6 @@ def starts_like_sip(payload: bytes) -> bool:
         return False
     line = payload[:eol].rstrip(b"\r")
     return line.endswith(b" SIP/2.0") and line.count(b" ") >= 2
-
-
-def _to_int(text: str) -> int | None:
-    """ASCII digits as an int, else None (str.isdigit() also takes '²', and int() refuses 4300+ digits)."""
-    if not text.isascii() or not text.isdigit():
-        return None
-    try:
-        return int(text)
-    except ValueError:  # more digits than sys.get_int_max_str_digits()
-        return None
 
 
 def split_header_values(value: str) -> list[str]:
@@ -165,7 +156,7 @@ def _split_hostport(hostport: str) -> tuple[str | None, int | None]:
         host, port_text = hostport.split(":")
     else:
         host, port_text = hostport, ""
-    port = _to_int(port_text)
+    port = to_int(port_text)
     return host or None, port if port is not None and port < 65536 else None
 
 
@@ -225,7 +216,7 @@ class Via:
 
     @property
     def rport(self) -> int | None:
-        return _to_int(self.params.get("rport", ""))
+        return to_int(self.params.get("rport", ""))
 
     @property
     def sent_by(self) -> str:
@@ -258,7 +249,7 @@ class ReasonValue:
         protocol, _, params_text = raw.partition(";")
         params = parse_params(";" + params_text)
         cause = params.get("cause", "")
-        return cls(protocol.strip().upper(), _to_int(cause), params.get("text") or None)
+        return cls(protocol.strip().upper(), to_int(cause), params.get("text") or None)
 
     def __str__(self) -> str:
         text = f' "{self.text}"' if self.text else ""
@@ -344,11 +335,11 @@ class SipMessage:
         if not value:
             return None
         digits = value.strip().split(";", 1)[0].split("(", 1)[0].strip()
-        return _to_int(digits)
+        return to_int(digits)
 
     @property
     def max_forwards(self) -> int | None:
-        return _to_int((self.header("max-forwards") or "").strip())
+        return to_int((self.header("max-forwards") or "").strip())
 
     @property
     def user_agent(self) -> str | None:
@@ -394,18 +385,14 @@ class SipMessage:
 
     @classmethod
     def _parse(cls, data: bytes) -> SipMessage:
-        head_end = data.find(b"\r\n\r\n")
-        sep = 4
-        if head_end < 0:
-            head_end = data.find(b"\n\n")
-            sep = 2
-        if head_end < 0:
+        end, sep = head_end(data)
+        if end < 0:
             head, body = data, b""
             last = head.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
             if b":" not in last or not head.endswith(b"\n"):
                 raise TruncatedMessage(f"message ends inside its header section ({len(data)} bytes)")
         else:
-            head, body = data[:head_end], data[head_end + sep :]
+            head, body = data[:end], data[end + sep :]
         if len(head) > MAX_HEAD_BYTES:
             raise SipParseError(f"header section of {len(head)} bytes exceeds {MAX_HEAD_BYTES}")
         text = head.decode("utf-8", "replace")
@@ -448,7 +435,7 @@ class SipMessage:
         declared = headers.get("content-length")
         if declared:
             value = declared[0].strip()
-            content_length = _to_int(value)
+            content_length = to_int(value)
             if content_length is None:
                 warnings.append(f"Content-Length {value[:20]!r} is not a non-negative number; ignored")
         captured = len(body)
@@ -460,7 +447,7 @@ class SipMessage:
             raise SipParseError("no Call-ID header")
         cseq_text = (headers.get("cseq") or [""])[0]
         number, _, cseq_method = cseq_text.partition(" ")
-        cseq = _to_int(number)
+        cseq = to_int(number)
         if cseq is None or not cseq_method.strip():
             raise SipParseError(f"bad CSeq {cseq_text[:40]!r}")
         if "from" not in headers or "to" not in headers:

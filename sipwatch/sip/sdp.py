@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sipwatch.sip.text import to_int
+
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 # RFC 3551 static payload types: (encoding, clock rate)
@@ -23,16 +25,6 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {
 
 class SdpParseError(ValueError):
     """The SDP body breaks the grammar in a way that loses information."""
-
-
-def _to_int(text: str) -> int | None:
-    """ASCII digits as an int, else None (str.isdigit() also takes '²', and int() refuses 4300+ digits)."""
-    if not text.isascii() or not text.isdigit():
-        return None
-    try:
-        return int(text)
-    except ValueError:  # more digits than sys.get_int_max_str_digits()
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +51,7 @@ class MediaDescription:
 
     @property
     def payload_types(self) -> list[int]:
-        return [pt for pt in map(_to_int, self.formats) if pt is not None]
+        return [pt for pt in map(to_int, self.formats) if pt is not None]
 
     def codec(self, payload_type: int) -> RtpMap | None:
         """The codec for a payload type: from a=rtpmap, else RFC 3551's static table."""
@@ -114,7 +106,7 @@ class SessionDescription:
                 parts = value.split()
                 if len(parts) < 3:
                     raise SdpParseError(f"bad m= line {line[:60]!r}")
-                port = _to_int(parts[1].split("/", 1)[0])
+                port = to_int(parts[1].split("/", 1)[0])
                 if port is None or port > 65535:
                     raise SdpParseError(f"bad media port in {line[:60]!r}")
                 current = MediaDescription(parts[0], port, parts[2], parts[3:], direction=session_direction)
@@ -138,19 +130,19 @@ def _media_attribute(media: MediaDescription, name: str, value: str) -> None:
     if name == "rtpmap":
         pt_text, _, encoding = value.partition(" ")
         parts = encoding.strip().split("/")
-        pt = _to_int(pt_text)
-        rate = _to_int(parts[1]) if len(parts) >= 2 else None
+        pt = to_int(pt_text)
+        rate = to_int(parts[1]) if len(parts) >= 2 else None
         if pt is not None and rate is not None:
-            channels = _to_int(parts[2]) if len(parts) > 2 else None
+            channels = to_int(parts[2]) if len(parts) > 2 else None
             media.rtpmaps[pt] = RtpMap(pt, parts[0], rate, 1 if channels is None else channels)
     elif name == "fmtp":
         pt_text, _, params = value.partition(" ")
-        pt = _to_int(pt_text)
+        pt = to_int(pt_text)
         if pt is not None:
             media.fmtp[pt] = params.strip()
     elif name == "rtcp":
         parts = value.split()
-        port = _to_int(parts[0]) if parts else None
+        port = to_int(parts[0]) if parts else None
         if port is not None:
             media.rtcp_port = port
             if len(parts) >= 4:
