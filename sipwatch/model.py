@@ -36,12 +36,6 @@ class Datagram(NamedTuple):
     payload: bytes
 
 
-class Tick(NamedTuple):
-    """Capture time advancing without a datagram (live capture on a quiet line)."""
-
-    ts: float
-
-
 class Severity(StrEnum):
     WARNING = "warning"
     ERROR = "error"

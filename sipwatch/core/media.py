@@ -173,9 +173,6 @@ class MediaTracker:
             # flows ignored before this SDP may be its media now (early media, port changes)
             self._ignored.clear()
 
-    def streams_of(self, call_id: str) -> list[RtpStream]:
-        return self._by_call.get(call_id, [])
-
     def release(self, call_id: str) -> list[RtpStream]:
         """The call is finished: forget its expectations and flows, return its streams."""
         streams = self._by_call.pop(call_id, [])

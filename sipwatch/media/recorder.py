@@ -58,7 +58,3 @@ class RtpRecorder:
 
     def __len__(self) -> int:
         return len(self.arrivals)
-
-    @property
-    def last(self) -> float | None:
-        return self.arrivals[-1] if self.arrivals else None

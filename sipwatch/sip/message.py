@@ -277,10 +277,6 @@ class SipMessage:
         return self.method is not None
 
     @property
-    def first_line(self) -> str:
-        return self.start_line
-
-    @property
     def label(self) -> str:
         """What a ladder diagram shows: the method, or code and phrase."""
         if self.method is not None:
