@@ -52,6 +52,12 @@ def render(analysis: Analysis, console: Console, show_calls: bool = True, max_ca
     for outcome, n in summ["outcomes"].items():
         outcomes.add_row(Text(outcome, style=_OUTCOME_STYLE.get(outcome, "red")), str(n))
 
+    causes = Table(title="Calls by cause", box=box.SIMPLE_HEAD)
+    causes.add_column("cause")
+    causes.add_column("calls", justify="right")
+    for cause, n in summ["causes"].items():
+        causes.add_row(Text(cause, style="yellow" if cause in ("normal", "user") else "red"), str(n))
+
     codes = Table(title="SIP responses (all messages)", box=box.SIMPLE_HEAD)
     codes.add_column("status")
     codes.add_column("messages", justify="right")
@@ -75,10 +81,10 @@ def render(analysis: Analysis, console: Console, show_calls: bool = True, max_ca
 
     if console.width >= 150:
         grid = Table.grid(padding=(0, 2))
-        grid.add_row(outcomes, codes, methods, kpis)
+        grid.add_row(outcomes, causes, codes, methods, kpis)
         console.print(grid)
     else:
-        for table in (outcomes, codes, methods, kpis):
+        for table in (outcomes, causes, codes, methods, kpis):
             console.print(table)
 
     if show_calls and data["calls"]:
@@ -96,10 +102,11 @@ def render(analysis: Analysis, console: Console, show_calls: bool = True, max_ca
 def _calls_table(calls: list[dict], limit: int, wide: bool) -> Group | Table:
     table = Table(title="Calls", box=box.SIMPLE_HEAD)
     columns = [
-        ("start", "left"), ("from", "left"), ("to", "left"), ("outcome", "left"), ("final", "left"),
-        ("PDD ms", "right"), ("setup ms", "right"), ("dur s", "right"), ("msgs", "right"), ("call-id", "left"),
+        ("start", "left"), ("from", "left"), ("to", "left"), ("outcome", "left"), ("cause", "left"),
+        ("final", "left"), ("PDD ms", "right"), ("setup ms", "right"), ("dur s", "right"), ("msgs", "right"),
+        ("call-id", "left"),
     ]
-    for column, justify in columns if wide else columns[:5] + columns[7:9]:
+    for column, justify in columns if wide else columns[:6] + columns[8:10]:
         table.add_column(column, justify=justify, overflow="fold", no_wrap=column in ("start", "PDD ms", "dur s"))
     for call in calls[:limit]:
         final = f"{call['final_status']} {call['reason']['phrase'] or ''}".strip() if call["final_status"] else ""
@@ -110,11 +117,11 @@ def _calls_table(calls: list[dict], limit: int, wide: bool) -> Group | Table:
             outcome += " (partial)"
         cells = [
             (call["start"] or "")[11:23], call["from_user"] or call["from"] or "", call["to_user"] or call["to"] or "",
-            Text(outcome, style=_OUTCOME_STYLE.get(call["outcome"], "red")), final,
+            Text(outcome, style=_OUTCOME_STYLE.get(call["outcome"], "red")), call["cause"] or "", final,
             _num(call["pdd_ms"]), _num(call["setup_ms"]), _num(call["duration_s"]), str(call["messages"]),
             call["call_id"],
         ]
-        table.add_row(*(cells if wide else cells[:5] + cells[7:9]))
+        table.add_row(*(cells if wide else cells[:6] + cells[8:10]))
     if len(calls) > limit:
         return Group(table, Text(f"... {len(calls) - limit} more calls (use --format json or csv for all)"))
     return table
