@@ -34,7 +34,7 @@ def diagnosed(name: str):
 def test_cause_of_each_scenario(capture: str, cause: Category, kind: str) -> None:
     analysis, diagnoses = diagnosed(capture)
     (call,) = analysis.calls
-    diagnosis = diagnoses[call.call_id]
+    diagnosis = diagnoses[call.number]
     assert diagnosis.cause is cause
     assert diagnosis.principal.kind == kind
     assert diagnosis.principal.evidence and 0.0 < diagnosis.principal.confidence <= 1.0
@@ -43,7 +43,7 @@ def test_cause_of_each_scenario(capture: str, cause: Category, kind: str) -> Non
 
 def test_nat_evidence_names_the_private_address_and_the_real_source() -> None:
     analysis, diagnoses = diagnosed("nat_private_sdp.pcap")
-    nat = diagnoses[analysis.calls[0].call_id].principal
+    nat = diagnoses[analysis.calls[0].number].principal
     values = " ".join(e.value or "" for e in nat.evidence)
     assert "192.168.1.23" in values and "127.0.0.1" in values
     assert {e.frame for e in nat.evidence} >= {1}  # the INVITE
@@ -53,16 +53,16 @@ def test_nat_evidence_names_the_private_address_and_the_real_source() -> None:
 def test_route_advance_is_not_a_failure() -> None:
     analysis, diagnoses = diagnosed("route_advance_503.pcap")
     first, second = analysis.calls
-    assert diagnoses[first.call_id].cause is Category.NORMAL
-    assert diagnoses[first.call_id].principal.kind == "route_advance"
-    assert diagnoses[first.call_id].principal.data["next_call_id"] == second.call_id
-    assert diagnoses[second.call_id].cause is None  # answered, healthy
+    assert diagnoses[first.number].cause is Category.NORMAL
+    assert diagnoses[first.number].principal.kind == "route_advance"
+    assert diagnoses[first.number].principal.data["next_call_id"] == second.call_id
+    assert diagnoses[second.number].cause is None  # answered, healthy
 
 
 def test_healthy_calls_have_no_cause() -> None:
     for name in ("answered_rtp.pcap", "tcp_call.pcap", "auth_invite_407.pcap", "early_media_183.pcap"):
         analysis, diagnoses = diagnosed(name)
-        assert [diagnoses[c.call_id].cause for c in analysis.calls] == [None], name
+        assert [diagnoses[c.number].cause for c in analysis.calls] == [None], name
 
 
 def test_q850_cause_is_the_principal_when_given() -> None:
@@ -74,5 +74,20 @@ def test_q850_cause_is_the_principal_when_given() -> None:
     analysis = analyze_file(str(path))
     diagnoses = diagnose(analysis.calls)
     call = next(c for c in analysis.calls if c.final_status == 480)
-    principal = diagnoses[call.call_id].principal
+    principal = diagnoses[call.number].principal
     assert principal.entry.key == "q850:21" and principal.data == {"status": 480, "q850": 21}
+
+
+def test_a_reused_call_id_is_two_calls_with_their_own_causes() -> None:
+    """sngrep's aaa.pcap reuses a Call-ID: a 407 never answered, then, 34 s later, a 403."""
+    from conftest import SHARED_CAPTURES
+
+    path = SHARED_CAPTURES / "sngrep" / "aaa.pcap"
+    if not path.exists():
+        pytest.skip("shared captures not present")
+    analysis = analyze_file(str(path))
+    diagnoses = diagnose(analysis.calls)
+    same = [c for c in analysis.calls if c.call_id == "85216695-42dcdb1d@192.168.1.2"]
+    assert [c.final_status for c in same] == [407, 403]
+    assert [diagnoses[c.number].cause for c in same] == [Category.AUTH, Category.BLOCKING]
+    assert len({c.number for c in analysis.calls}) == len(analysis.calls)

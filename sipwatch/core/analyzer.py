@@ -87,6 +87,7 @@ class Analyzer:
         self.stats = SipStats()
         self.calls: dict[str, Call] = {}
         self.finished: int = 0
+        self.started: int = 0  # calls seen so far: each call's `number`
         self._transactions: dict[tuple, _Transaction] = {}
         self._framers: dict[tuple, StreamFramer] = {}
         self._now = float("-inf")
@@ -201,7 +202,8 @@ class Analyzer:
         if call is None:
             if method not in _CALL_METHODS:
                 return
-            call = self.calls[msg.call_id] = Call(msg.call_id, datagram.ts, datagram.frame)
+            self.started += 1
+            call = self.calls[msg.call_id] = Call(msg.call_id, datagram.ts, datagram.frame, self.started)
         elif method not in _CALL_METHODS and method not in _DIALOG_METHODS:
             return
         self._call_message(call, msg, datagram, retransmission)

@@ -68,6 +68,7 @@ class Call:
     call_id: str
     first_ts: float
     first_frame: int
+    number: int = 0  # 1, 2, 3... in order of first message: unique even when a Call-ID is reused
     state: CallState = CallState.CALLING
     caller: str | None = None  # "ip:port" the initial INVITE came from
     callee: str | None = None  # "ip:port" it went to

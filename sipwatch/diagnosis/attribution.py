@@ -46,10 +46,10 @@ class Diagnosis:
     principal: Attributed | None
 
 
-def diagnose(calls: list[Call]) -> dict[str, Diagnosis]:
-    """A diagnosis for every call, by Call-ID (calls in capture order, so neighbours can be compared)."""
+def diagnose(calls: list[Call]) -> dict[int, Diagnosis]:
+    """A diagnosis for every call, by call number (a Call-ID can be reused by a later call)."""
     advanced = _route_advances(calls)
-    return {call.call_id: _diagnose(call, advanced.get(call.call_id)) for call in calls}
+    return {call.number: _diagnose(call, advanced.get(call.number)) for call in calls}
 
 
 def attribute(finding: Finding) -> Attributed:
@@ -190,9 +190,9 @@ def _private(address: str) -> bool:
     return any(ip in net for net in _PRIVATE)
 
 
-def _route_advances(calls: list[Call]) -> dict[str, Call]:
+def _route_advances(calls: list[Call]) -> dict[int, Call]:
     """503 (or 5xx) answered within ROUTE_ADVANCE_S by a new INVITE from the same caller to the same callee."""
-    out: dict[str, Call] = {}
+    out: dict[int, Call] = {}
     by_pair: dict[tuple, list[Call]] = {}
     for call in calls:
         if call.invite_ts is not None and call.to_user:
@@ -202,5 +202,5 @@ def _route_advances(calls: list[Call]) -> dict[str, Call]:
         for failed, following in zip(group, group[1:], strict=False):
             if (failed.final_status is not None and 500 <= failed.final_status < 600 and failed.final_ts is not None
                     and 0 <= following.invite_ts - failed.final_ts <= ROUTE_ADVANCE_S):
-                out[failed.call_id] = following
+                out[failed.number] = following
     return out

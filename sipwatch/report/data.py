@@ -48,8 +48,9 @@ def _round(value: float | None, digits: int) -> float | None:
 
 def call_to_dict(call: Call, diagnosis: Diagnosis | None = None) -> dict:
     if diagnosis is None:
-        diagnosis = diagnose([call])[call.call_id]
+        diagnosis = diagnose([call])[call.number]
     return {
+        "number": call.number,
         "call_id": call.call_id,
         "from": call.from_uri,
         "to": call.to_uri,
@@ -182,7 +183,7 @@ def finding_to_dict(finding: Attributed) -> dict:
     }
 
 
-def summary(analysis: Analysis, diagnoses: dict[str, Diagnosis] | None = None) -> dict:
+def summary(analysis: Analysis, diagnoses: dict[int, Diagnosis] | None = None) -> dict:
     calls = analysis.calls
     if diagnoses is None:
         diagnoses = diagnose(calls)
@@ -232,7 +233,7 @@ def analysis_to_dict(analysis: Analysis) -> dict:
             "damaged": analysis.damaged,
         },
         "summary": summary(analysis, diagnoses),
-        "calls": [call_to_dict(c, diagnoses[c.call_id]) for c in analysis.calls],
+        "calls": [call_to_dict(c, diagnoses[c.number]) for c in analysis.calls],
         "unattached_streams": [stream_to_dict(s) for s in analysis.unattached_streams],
         "findings": [finding_to_dict(attribute(f)) for f in analysis.findings],
         "problems": [p.to_dict() for p in problems.kept],
@@ -252,7 +253,7 @@ def call_rows(analysis: Analysis) -> list[dict]:
     rows = []
     diagnoses = diagnose(analysis.calls)
     for call in analysis.calls:
-        d = call_to_dict(call, diagnoses[call.call_id])
+        d = call_to_dict(call, diagnoses[call.number])
         d["reason_phrase"] = d["reason"]["phrase"]
         d["reason_header"] = "; ".join(d["reason"]["header"])
         rows.append({k: d.get(k) for k in CSV_COLUMNS})
