@@ -106,6 +106,24 @@ def streams(
 
 
 @app.command()
+def flow(
+    capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
+    call: Annotated[str, typer.Argument(help="The call: its number in `sipwatch analyze` (1, 2, ...) or its Call-ID.")],
+) -> None:
+    """Draw one call's SIP messages as a ladder diagram in the terminal."""
+    from sipwatch.model import UsageError
+    from sipwatch.pipeline import analyze_file
+    from sipwatch.report.ladder import ladder
+
+    analysis = analyze_file(capture)
+    found = [c for c in analysis.calls if str(c.number) == call or c.call_id == call]
+    if not found:
+        raise UsageError(f"no call {call!r} in {capture} ({len(analysis.calls)} calls: give a number or a Call-ID)")
+    for one in found:
+        sys.stdout.write(f"call {one.number}  {one.call_id}  {one.outcome}\n{ladder(one)}\n")
+
+
+@app.command()
 def explain(
     what: Annotated[str, typer.Argument(help="A SIP status (503), a Q.850 cause (q850:17) or a finding (one_way_audio).")],
 ) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_CAPTURES
+from conftest import ROOT, SHARED_CAPTURES
 
 SIPWATCH = [sys.executable, "-m", "sipwatch.cli"]
 SAMPLE = SHARED_CAPTURES / "sngrep" / "aaa.pcap"
@@ -187,3 +187,20 @@ def test_explain_unknown_exits_2() -> None:
     result = run("explain", "bogus")
     assert result.returncode == 2
     one_clear_line(result, "sipwatch: error:", "unknown finding")
+
+
+def test_flow_draws_the_ladder() -> None:
+    result = run("flow", str(ROOT / "captures" / "cancel_487.pcap"), "1")
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines[0].startswith("call 1 ") and "cancelled" in lines[0]
+    arrows = [line for line in lines if "frame" in line]
+    assert len(arrows) == 7
+    assert "INVITE" in arrows[0] and arrows[0].rstrip().split("   frame")[0].endswith(">|")
+    assert "487 Request Terminated" in arrows[5] and "|<-" in arrows[5]
+
+
+def test_flow_unknown_call_exits_2() -> None:
+    result = run("flow", str(ROOT / "captures" / "cancel_487.pcap"), "9")
+    assert result.returncode == 2
+    one_clear_line(result, "no call '9'")
