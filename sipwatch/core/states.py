@@ -106,7 +106,8 @@ def transitions_markdown() -> str:
     lines = [
         "# Call states",
         "",
-        "Generated from `sipwatch/core/states.py` by `python -m sipwatch.core.states`; do not edit by hand.",
+        "Generated from `sipwatch/core/states.py` by `transitions_markdown()` (tests/test_states.py keeps this page",
+        "equal to it); do not edit by hand.",
         "Rows: state; columns: event; cell: next state (`-`: a wire anomaly, recorded on the call).",
         "",
         "| state | " + " | ".join(f"`{e.value}`" for e in events) + " |",
@@ -117,7 +118,3 @@ def transitions_markdown() -> str:
         cells = [row[e].value if e in row else "-" for e in events]
         lines.append(f"| **{state.value}** | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    print(transitions_markdown(), end="")
