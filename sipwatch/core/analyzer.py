@@ -436,6 +436,9 @@ class Analyzer:
                 if now - tx.first_ts > config.transaction_timeout + config.linger:
                     self._count_transaction(tx, now)
                     del self._transactions[key]
+        if len(self._framers) > 4096:  # idle TCP connections: a framer with nothing buffered costs nothing to rebuild
+            for key in [k for k, framer in self._framers.items() if not framer.buffer]:
+                del self._framers[key]
         return events
 
     def _count_transaction(self, tx: _Transaction, now: float) -> None:
