@@ -186,7 +186,6 @@ class MediaTracker:
         self._sr_times.pop(call_id, None)
         for stream in streams:
             stream.rtcp = reports.get(stream.ssrc)
-        for stream in streams:
             self._flows.pop((stream.src, stream.sport, stream.dst, stream.dport), None)
             if ":" not in stream.src:
                 self._lane_flows.pop(_lane_key(stream.src, stream.sport, stream.dst, stream.dport), None)
