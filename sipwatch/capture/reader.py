@@ -183,24 +183,28 @@ class CaptureFile:
                 buf += chunk
             end_of_data = len(buf)
             offsets = array("q")
+            append = offsets.append
             block_first = frame + 1
             corrupt = False
-            # the one sequential part: each record's length says where the next begins
-            while pos + 16 <= end_of_data:
-                caplen = caplen_at(buf, pos + 8)[0]
+            # the one sequential part: each record's length says where the next begins (data starts 16 bytes
+            # after its record header; `pos` runs over data starts)
+            pos += 16
+            while pos <= end_of_data:
+                caplen = caplen_at(buf, pos - 8)[0]
                 if caplen > MAX_SANE_CAPLEN:
                     self._problem(
                         "corrupt_record",
                         f"record claims {caplen} bytes; the capture is corrupt from here on",
-                        frame + len(offsets) + 1, offset + pos, Severity.ERROR,
+                        frame + len(offsets) + 1, offset + pos - 16, Severity.ERROR,
                     )
                     corrupt = True
                     break
-                stop = pos + 16 + caplen
+                stop = pos + caplen
                 if stop > end_of_data:
                     break  # the rest of this record is in the next block
-                offsets.append(pos + 16)
-                pos = stop
+                append(pos)
+                pos = stop + 16
+            pos -= 16
             if offsets:
                 starts = np.frombuffer(offsets, dtype=np.int64)
                 view = np.frombuffer(buf, dtype=np.uint8)
