@@ -43,7 +43,8 @@ demo: $(BIN)/sipwatch
 	@test -f $(DEMO_CAPTURE) || { echo "missing $(DEMO_CAPTURE)"; exit 1; }
 	$(BIN)/sipwatch analyze $(DEMO_CAPTURE)
 	$(BIN)/sipwatch analyze $(DEMO_CAPTURE) -o out/analysis.json
-	@echo "demo: report written to out/analysis.json"
+	$(BIN)/sipwatch report captures/missing_ack.pcap -o out/postmortem.md
+	@echo "demo: reports written to out/analysis.json and out/postmortem.md"
 
 test: system-deps $(VENV)/.dev
 	$(BIN)/python -m pytest -q

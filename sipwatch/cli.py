@@ -106,6 +106,36 @@ def streams(
 
 
 @app.command()
+def report(
+    capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="postmortem.md (Markdown) or .json.")],
+    rtp_heuristic: Annotated[
+        bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced.")
+    ] = False,
+) -> None:
+    """Write a post-mortem: summary, KPIs, a card per failure with cause, evidence, advice and ladder."""
+    from sipwatch.core.analyzer import AnalyzerConfig
+    from sipwatch.model import UsageError
+    from sipwatch.pipeline import analyze_file
+
+    suffix = output.suffix.lower()
+    if suffix not in (".md", ".markdown", ".json"):
+        raise UsageError(f"{output}: the post-mortem is written as Markdown (.md) or JSON (.json)")
+    with _progress() as progress:
+        analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".json":
+        _write(analysis, Format.json, output, True)
+    else:
+        from sipwatch.report.markdown import render_markdown
+
+        output.write_text(render_markdown(analysis))
+    _say(f"sipwatch: wrote {output}")
+    if analysis.damaged:
+        raise typer.Exit(EXIT_DAMAGED)
+
+
+@app.command()
 def flow(
     capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
     call: Annotated[str, typer.Argument(help="The call: its number in `sipwatch analyze` (1, 2, ...) or its Call-ID.")],

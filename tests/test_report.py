@@ -1,0 +1,74 @@
+"""The Markdown post-mortem: what a ticket needs, and captured text kept inert."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import CAPTURES
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from sipwatch.pipeline import analyze_file
+from sipwatch.report.markdown import render_markdown
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_postmortem_of_a_missing_ack() -> None:
+    md = render_markdown(analyze_file(str(CAPTURES / "missing_ack.pcap")))
+    assert md.startswith("# Post-mortem:")
+    assert "## Failures and degraded calls (1)" in md
+    assert "**Cause:** nat\\_alg" in md and "never acknowledged" in md
+    assert "(frame 4)" in md  # the first 2xx, as evidence
+    assert "**Admin:**" in md and "**Agent:**" in md
+    assert md.count("200 OK (retransmission)") >= 5  # the ladder
+    assert "| ASR |" in md
+
+
+def test_healthy_capture_says_so() -> None:
+    md = render_markdown(analyze_file(str(CAPTURES / "answered_rtp.pcap")))
+    assert "## Failures and degraded calls (0)" in md and "healthy" in md
+    assert "## Worst RTP streams" in md and "PCMA" in md
+
+
+def _hostile_capture(path: Path) -> Path:
+    invite = (
+        "INVITE sip:bob@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n"
+        "From: <sip:alice@192.0.2.1>;tag=1\r\nTo: <sip:bob@192.0.2.2>\r\nCall-ID: x1\r\nCSeq: 1 INVITE\r\n"
+        f"User-Agent: {SCRIPT}\r\nContent-Length: 0\r\n\r\n"
+    )
+    busy = (
+        "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n"
+        "From: <sip:alice@192.0.2.1>;tag=1\r\nTo: <sip:bob@192.0.2.2>;tag=2\r\nCall-ID: x1\r\nCSeq: 1 INVITE\r\n"
+        f'Reason: Q.850;cause=17;text="{SCRIPT} | `code` *bold*"\r\nContent-Length: 0\r\n\r\n'
+    )
+    frames = []
+    for n, (src, dst, sip) in enumerate([("192.0.2.1", "192.0.2.2", invite), ("192.0.2.2", "192.0.2.1", busy)]):
+        packet = Ether() / IP(src=src, dst=dst) / UDP(sport=5060, dport=5060) / sip.encode()
+        packet.time = 1_700_000_000.0 + n * 0.1
+        frames.append(packet)
+    wrpcap(str(path), frames)
+    return path
+
+
+def test_captured_text_stays_text(tmp_path: Path) -> None:
+    md = render_markdown(analyze_file(str(_hostile_capture(tmp_path / "x.pcap"))))
+    assert "Q.850 cause=17" in md
+    assert SCRIPT not in md and "<script>" not in md
+    assert "\\<script\\>" in md
+    assert "\\`code\\`" in md and "\\*bold\\*" in md and "\\|" in md
+
+
+def test_report_command_writes_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "postmortem.md"
+    result = subprocess.run([sys.executable, "-m", "sipwatch.cli", "report", str(CAPTURES / "busy_486.pcap"),
+                             "-o", str(out)], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}" in result.stderr.decode()
+    assert "**Cause:** user" in out.read_text()
+    bad = subprocess.run([sys.executable, "-m", "sipwatch.cli", "report", str(CAPTURES / "busy_486.pcap"),
+                          "-o", str(tmp_path / "x.pdf")], capture_output=True, timeout=120)
+    assert bad.returncode == 2 and b"Markdown (.md) or JSON (.json)" in bad.stderr
