@@ -136,20 +136,45 @@ def report(
 
 
 @app.command()
+def extract(
+    capture: Annotated[str, typer.Argument(help="Capture file.")],
+    call: Annotated[str, typer.Option("--call", help="The call: its number in `sipwatch analyze` or its Call-ID.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The pcap file to write.")],
+) -> None:
+    """Write one call's SIP and RTP packets to a pcap file (for tshark, Wireshark or the ticket)."""
+    from sipwatch.core.analyzer import AnalyzerConfig
+    from sipwatch.pipeline import analyze_file
+    from sipwatch.report.extract import call_frames
+    from sipwatch.report.extract import extract as write_frames
+
+    analysis = analyze_file(capture, AnalyzerConfig(keep_frames=True))
+    found = _find_calls(analysis, call, capture)
+    frames = set().union(*(call_frames(c) for c in found))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    written = write_frames(capture, frames, output)
+    _say(f"sipwatch: wrote {output} ({written} packets of call {', '.join(str(c.number) for c in found)})")
+
+
+def _find_calls(analysis, call: str, capture: str) -> list:
+    from sipwatch.model import UsageError
+
+    found = [c for c in analysis.calls if str(c.number) == call or c.call_id == call]
+    if not found:
+        raise UsageError(f"no call {call!r} in {capture} ({len(analysis.calls)} calls: give a number or a Call-ID)")
+    return found
+
+
+@app.command()
 def flow(
     capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
     call: Annotated[str, typer.Argument(help="The call: its number in `sipwatch analyze` (1, 2, ...) or its Call-ID.")],
 ) -> None:
     """Draw one call's SIP messages as a ladder diagram in the terminal."""
-    from sipwatch.model import UsageError
     from sipwatch.pipeline import analyze_file
     from sipwatch.report.ladder import ladder
 
     analysis = analyze_file(capture)
-    found = [c for c in analysis.calls if str(c.number) == call or c.call_id == call]
-    if not found:
-        raise UsageError(f"no call {call!r} in {capture} ({len(analysis.calls)} calls: give a number or a Call-ID)")
-    for one in found:
+    for one in _find_calls(analysis, call, capture):
         sys.stdout.write(f"call {one.number}  {one.call_id}  {one.outcome}\n{ladder(one)}\n")
 
 

@@ -72,3 +72,32 @@ def test_report_command_writes_the_file(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "sipwatch.cli", "report", str(CAPTURES / "busy_486.pcap"),
                           "-o", str(tmp_path / "x.pdf")], capture_output=True, timeout=120)
     assert bad.returncode == 2 and b"Markdown (.md) or JSON (.json)" in bad.stderr
+
+
+def test_extract_one_call_readable_by_tshark(tmp_path: Path) -> None:
+    from conftest import tshark_sip_stat
+
+    out = tmp_path / "call.pcap"
+    result = subprocess.run([sys.executable, "-m", "sipwatch.cli", "extract", str(CAPTURES / "answered_rtp.pcap"),
+                             "--call", "1", "-o", str(out)], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    original = analyze_file(str(CAPTURES / "answered_rtp.pcap"))
+    extracted = analyze_file(str(out))
+    (call,) = extracted.calls
+    rtp = sum(s.stats.packets for s in original.calls[0].streams)
+    assert extracted.capture.packets == original.calls[0].messages + rtp
+    assert [s.stats.packets for s in call.streams] == [s.stats.packets for s in original.calls[0].streams]
+    assert call.start == original.calls[0].start  # timestamps kept
+    oracle = tshark_sip_stat(out, extracted.stats.ports)
+    assert oracle.messages == call.messages == original.calls[0].messages
+
+
+def test_extract_picks_only_the_call_asked_for(tmp_path: Path) -> None:
+    out = tmp_path / "second.pcap"
+    result = subprocess.run([sys.executable, "-m", "sipwatch.cli", "extract", str(CAPTURES / "route_advance_503.pcap"),
+                             "--call", "2", "-o", str(out)], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (call,) = analyze_file(str(out)).calls
+    first, second = analyze_file(str(CAPTURES / "route_advance_503.pcap")).calls
+    assert call.call_id == second.call_id != first.call_id
+    assert call.outcome == "answered"

@@ -39,6 +39,7 @@ class AnalyzerConfig:
     max_records_per_call: int = 2000
     sweep_interval: float = 1.0  # how often (capture time) timers are checked
     rtp_heuristic: bool = False  # follow RTP nobody signalled (listed as unattached streams)
+    keep_frames: bool = False  # keep every RTP packet's frame number (8 bytes a packet), for sipwatch extract
     media: MediaThresholds = field(default_factory=MediaThresholds)
 
 
@@ -92,7 +93,7 @@ class Analyzer:
         self._framers: dict[tuple, StreamFramer] = {}
         self._now = float("-inf")
         self._next_sweep = float("-inf")
-        self.media = MediaTracker(self.config.rtp_heuristic)
+        self.media = MediaTracker(self.config.rtp_heuristic, self.config.keep_frames)
         self._media_packet = self.media.packet
 
     # --- input ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Per packet this costs one dict lookup on the 4-tuple and one `RtpStreamStats.upd
 from __future__ import annotations
 
 import socket
+from array import array
 from dataclasses import dataclass, field
 from struct import pack
 
@@ -95,6 +96,7 @@ class RtpStream:
     expectation: MediaExpectation | None = None
     rtcp: RtcpSummary | None = None  # what the far end's RTCP reported about this stream
     capture_lost: int = 0  # of the lost packets, those the capture dropped (core.findings.capture_loss)
+    frames: array | None = None  # every packet's frame number, kept only when asked (sipwatch extract)
     _stats: RtpStreamStats | None = None
 
     @property
@@ -126,8 +128,9 @@ class _Flow:
 class MediaTracker:
     """Follows RTP for the core. Fed every non-SIP UDP datagram; told about SDP by the call logic."""
 
-    def __init__(self, heuristic: bool = False) -> None:
+    def __init__(self, heuristic: bool = False, keep_frames: bool = False) -> None:
         self.heuristic = heuristic
+        self.keep_frames = keep_frames
         self._expected: dict[tuple[str, int], MediaExpectation] = {}
         self._flows: dict[tuple, _Flow] = {}
         self._lane_flows: dict[bytes, _Flow] = {}  # the same IPv4 flows, by their 12 raw header bytes
@@ -186,6 +189,8 @@ class MediaTracker:
         self._sr_times.pop(call_id, None)
         for stream in streams:
             stream.rtcp = reports.get(stream.ssrc)
+            if self.keep_frames:
+                stream.frames = stream.recorder.frames
             self._flows.pop((stream.src, stream.sport, stream.dst, stream.dport), None)
             if ":" not in stream.src:
                 self._lane_flows.pop(_lane_key(stream.src, stream.sport, stream.dst, stream.dport), None)
