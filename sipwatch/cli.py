@@ -68,6 +68,12 @@ def analyze(
     with _progress() as progress:
         analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
     _write(analysis, fmt, output, calls)
+    _done(analysis, output)
+
+
+def _done(analysis, output: Path | None = None) -> None:
+    """What every command says at the end: the capture's damage (one line each), the file written, and exit
+    code 6 when the capture was cut or corrupt."""
     for problem in analysis.problems.kept:
         if problem.kind in ("truncated_capture", "corrupt_record", "corrupt_block", "unsupported_linktype"):
             _say(f"sipwatch: warning: {analysis.capture.file}: {problem}")
@@ -101,8 +107,7 @@ def streams(
         sys.stdout.write(pd.DataFrame(rows).to_csv(index=False))
     else:
         render_streams(rows, _console())
-    if analysis.damaged:
-        raise typer.Exit(EXIT_DAMAGED)
+    _done(analysis)
 
 
 @app.command()
@@ -130,9 +135,7 @@ def report(
         from sipwatch.report.markdown import render_markdown
 
         output.write_text(render_markdown(analysis))
-    _say(f"sipwatch: wrote {output}")
-    if analysis.damaged:
-        raise typer.Exit(EXIT_DAMAGED)
+    _done(analysis, output)
 
 
 @app.command()

@@ -101,3 +101,16 @@ def test_extract_picks_only_the_call_asked_for(tmp_path: Path) -> None:
     first, second = analyze_file(str(CAPTURES / "route_advance_503.pcap")).calls
     assert call.call_id == second.call_id != first.call_id
     assert call.outcome == "answered"
+
+
+def test_report_on_a_cut_capture_warns_and_exits_6(tmp_path: Path) -> None:
+    data = (CAPTURES / "answered_rtp.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) // 2 + 5])
+    out = tmp_path / "pm.md"
+    result = subprocess.run([sys.executable, "-m", "sipwatch.cli", "report", str(cut), "-o", str(out)],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 6
+    err = result.stderr.decode()
+    assert "sipwatch: warning:" in err and "byte offset" in err and f"wrote {out}" in err
+    assert "**The capture file is damaged**" in out.read_text()
