@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from sipwatch.sip.message import TOKEN_START, starts_like_sip
 from sipwatch.sip.text import head_end
 
 MAX_BUFFER = 1 << 20
@@ -19,7 +20,6 @@ _CONTENT_LENGTH = re.compile(rb"\r?\n(?:content-length|l)[ \t]*:[ \t]*(\d+)", re
 # the method's length is bounded: with [A-Z]+ a long run of capitals costs quadratic time to search
 _START_LINE = re.compile(rb"(?:SIP/2\.0 \d{3}|[A-Z]{1,32} \S+ SIP/2\.0\r?\n)")
 # a method is a token (RFC 3261 §25.1), e.g. RFC 4475's "!interesting-Method0123456789_*+`.%indeed'~"
-_TOKEN_START = frozenset(b"!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~")
 
 
 class StreamFramer:
@@ -87,11 +87,8 @@ class StreamFramer:
 
 
 def _starts_message(buf: bytearray) -> bool:
-    if buf[:8] == b"SIP/2.0 ":
-        return True
     eol = buf.find(b"\n", 0, 4096)
     if eol < 0:
-        # not a whole line yet: plausible while it is all token characters and spaces
-        return len(buf) < 4096 and buf[0] in _TOKEN_START
-    line = bytes(buf[:eol]).rstrip(b"\r")
-    return line.endswith(b" SIP/2.0") and buf[0] in _TOKEN_START
+        # not a whole line yet: plausible while it is short and starts like a token
+        return buf[:8] == b"SIP/2.0 " or (len(buf) < 4096 and buf[0] in TOKEN_START)
+    return starts_like_sip(bytes(buf[: eol + 1]))

@@ -34,7 +34,7 @@ _VIA_PROTOCOL = re.compile(r"\s*([^\s/]+)\s*/\s*([^\s/]+)\s*/\s*([^\s/;]+)(?=\s|
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 _SDP_PART = re.compile(rb"content-type[ \t]*:[ \t]*application/sdp", re.IGNORECASE)
 # a method is a token (RFC 3261 §25.1); RTP, RTCP, STUN and TLS payloads never start with a token character
-_TOKEN_START = frozenset(b"!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~")
+TOKEN_START = frozenset(b"!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~")
 
 
 class SipParseError(ValueError):
@@ -50,7 +50,7 @@ def starts_like_sip(payload: bytes) -> bool:
 
     Mirrors what tshark's SIP heuristic looks for: `SIP/2.0 NNN` or `METHOD SP URI SP SIP/2.0`.
     """
-    if not payload or payload[0] not in _TOKEN_START:  # RTP, STUN, TLS never start with one
+    if not payload or payload[0] not in TOKEN_START:  # RTP, STUN, TLS never start with one
         return False
     if payload.startswith(b"SIP/2.0 "):
         return True
