@@ -24,12 +24,13 @@ import pytest
 from conftest import SHARED_CAPTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rtp_reference import RtpStreamTable
 
 from sipwatch.capture.decode import FrameDecoder
 from sipwatch.capture.reader import open_capture
 from sipwatch.media.mos import burst_ratio, estimate_mos
 from sipwatch.media.rtp import is_rtcp, looks_like_rtp, parse_rtp_header
-from sipwatch.media.rtpstats import RtpStreamStats, RtpStreamTable, clock_rate_for
+from sipwatch.media.rtpstats import RtpStreamStats, clock_rate_for
 from sipwatch.sip.message import SipMessage, starts_like_sip
 
 TOLERANCE_MS = 0.01

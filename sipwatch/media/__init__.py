@@ -2,12 +2,11 @@
 
 from sipwatch.media.mos import burst_ratio, estimate_mos
 from sipwatch.media.rtp import is_rtcp, looks_like_rtp, parse_rtp_header
-from sipwatch.media.rtpstats import DtmfEvent, RtpStreamStats, RtpStreamTable
+from sipwatch.media.rtpstats import DtmfEvent, RtpStreamStats
 
 __all__ = [
     "DtmfEvent",
     "RtpStreamStats",
-    "RtpStreamTable",
     "burst_ratio",
     "estimate_mos",
     "is_rtcp",
