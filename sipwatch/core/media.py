@@ -210,11 +210,7 @@ class MediaTracker:
         stream = flow.streams.get(data[start + 8 : start + 12])
         if stream is None:
             return False
-        recorder = stream.recorder
-        recorder.headers += data[start : start + 16]
-        recorder.arrivals.append(ts)
-        recorder.frames.append(frame)
-        recorder.lengths.append(end - start)
+        stream.recorder.add_plain(data[start : start + 16], ts, frame, end - start)
         return True
 
     def lane_block(
@@ -247,11 +243,8 @@ class MediaTracker:
             stream = flow.streams.get(head[8:12].tobytes())
             if stream is None:
                 continue
-            recorder = stream.recorder
-            recorder.headers += heads[lo:hi].tobytes()
-            recorder.arrivals.frombytes(times[lo:hi].tobytes())
-            recorder.frames.frombytes(frames[lo:hi].tobytes())
-            recorder.lengths.frombytes(payload_len[lo:hi].tobytes())
+            stream.recorder.extend(heads[lo:hi].tobytes(), times[lo:hi].tobytes(), frames[lo:hi].tobytes(),
+                                   payload_len[lo:hi].tobytes())
             taken[order[lo:hi]] = True
         return taken
 

@@ -32,10 +32,21 @@ class RtpRecorder:
             head = head.ljust(16, b"\0")
         if packet[0] != 0x80:
             self.odd[len(self.arrivals)] = packet
+        self.add_plain(head, arrival, frame, len(packet))
+
+    def add_plain(self, head: bytes, arrival: float, frame: int, length: int) -> None:
+        """Record a packet with a plain header (first byte 0x80), given its first 16 bytes and its length."""
         self.headers += head
         self.arrivals.append(arrival)
         self.frames.append(frame)
-        self.lengths.append(len(packet))
+        self.lengths.append(length)
+
+    def extend(self, heads: bytes, arrivals: bytes, frames: bytes, lengths: bytes) -> None:
+        """Record many plain packets at once: 16 bytes each, and float64 / int64 arrays as bytes."""
+        self.headers += heads
+        self.arrivals.frombytes(arrivals)
+        self.frames.frombytes(frames)
+        self.lengths.frombytes(lengths)
 
     def in_order(self) -> RtpRecorder:
         """The recording sorted by frame number. Packets arrive here by two roads (the per-frame path and the
