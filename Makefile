@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_CAPTURE ?= captures/answered_rtp.pcap
 # system tools: command -> Debian package
-SYSTEM_TOOLS := tshark:tshark sipp:sip-tester tcpdump:tcpdump ip:iproute2 nft:nftables
-APT := DEBIAN_FRONTEND=noninteractive apt-get
+SYSTEM_TOOLS := tshark:tshark sipp:sip-tester tcpdump:tcpdump ip:iproute2 nft:nftables chromium:chromium tcpreplay:tcpreplay sngrep:sngrep
+APT := env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: demo test bench venv dev system-deps lint captures clean
+.PHONY: demo test bench bench-live venv dev system-deps lint captures clean
 
 $(BIN)/sipwatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +60,6 @@ captures: system-deps
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+
+bench-live: system-deps $(VENV)/.dev
+	$(BIN)/python bench/live.py
