@@ -39,6 +39,24 @@ class Format(StrEnum):
 
 
 _SUFFIX_FORMATS = {".json": Format.json, ".csv": Format.csv, ".txt": Format.table}
+_REPORT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".json": "json", ".html": "html", ".htm": "html"}
+
+Redact = Annotated[
+    bool,
+    typer.Option("--redact", help="Replace phone numbers, user parts, names and IP addresses by consistent pseudonyms."),
+]
+
+
+def _data(analysis, redact: bool) -> dict:
+    """The report data every output is rendered from (redacted when asked)."""
+    from sipwatch.report.data import analysis_to_dict
+
+    data = analysis_to_dict(analysis)
+    if redact:
+        from sipwatch.report.redact import redact as redact_data
+
+        data = redact_data(data)
+    return data
 
 
 @app.callback()
@@ -57,6 +75,7 @@ def analyze(
     rtp_heuristic: Annotated[
         bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced (listed as unattached streams).")
     ] = False,
+    redact: Redact = False,
 ) -> None:
     """Analyze a capture: calls by outcome, status codes, KPIs, media, findings, problems, and a calls table."""
     from sipwatch.core.analyzer import AnalyzerConfig
@@ -67,7 +86,7 @@ def analyze(
         output.parent.mkdir(parents=True, exist_ok=True)
     with _progress() as progress:
         analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
-    _write(analysis, fmt, output, calls)
+    _write(_data(analysis, redact), fmt, output, calls)
     _done(analysis, output)
 
 
@@ -90,6 +109,7 @@ def streams(
         bool, typer.Option("--rtp-heuristic", help="Also list RTP no SDP announced.")
     ] = False,
     output_format: Annotated[Format, typer.Option("--format", "-f", help="table, json or csv.")] = Format.table,
+    redact: Redact = False,
 ) -> None:
     """List RTP streams like `tshark -z rtp,streams`, with the call each belongs to."""
     from sipwatch.core.analyzer import AnalyzerConfig
@@ -98,7 +118,7 @@ def streams(
     from sipwatch.report.terminal import render_streams
 
     analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic))
-    rows = stream_rows(analysis)
+    rows = stream_rows(_data(analysis, redact))
     if output_format is Format.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     elif output_format is Format.csv:
@@ -113,29 +133,67 @@ def streams(
 @app.command()
 def report(
     capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="postmortem.md (Markdown) or .json.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="postmortem.html (for people), .md (for a ticket) or .json.")
+    ],
     rtp_heuristic: Annotated[
         bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced.")
     ] = False,
+    redact: Redact = False,
 ) -> None:
     """Write a post-mortem: summary, KPIs, a card per failure with cause, evidence, advice and ladder."""
     from sipwatch.core.analyzer import AnalyzerConfig
     from sipwatch.model import UsageError
     from sipwatch.pipeline import analyze_file
 
-    suffix = output.suffix.lower()
-    if suffix not in (".md", ".markdown", ".json"):
-        raise UsageError(f"{output}: the post-mortem is written as Markdown (.md) or JSON (.json)")
+    kind = _REPORT_SUFFIXES.get(output.suffix.lower())
+    if kind is None:
+        raise UsageError(f"{output}: the post-mortem is written as HTML (.html), Markdown (.md) or JSON (.json)")
     with _progress() as progress:
         analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
     output.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".json":
-        _write(analysis, Format.json, output, True)
+    data = _data(analysis, redact)
+    if kind == "json":
+        _write(data, Format.json, output, True)
+    elif kind == "html":
+        from sipwatch.report.html import render_html
+
+        output.write_text(render_html(data), encoding="utf-8")
     else:
         from sipwatch.report.markdown import render_markdown
 
-        output.write_text(render_markdown(analysis))
+        output.write_text(render_markdown(data), encoding="utf-8")
     _done(analysis, output)
+
+
+class TableFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def tables(
+    capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the tables into.")],
+    table_format: Annotated[
+        TableFormat, typer.Option("--format", "-f", help="parquet, csv or json (JSON lines).")
+    ] = TableFormat.parquet,
+    rtp_heuristic: Annotated[
+        bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced.")
+    ] = False,
+    redact: Redact = False,
+) -> None:
+    """Write the calls, messages, streams and findings tables (docs/tables.md) for pandas, Spark or a database."""
+    from sipwatch.core.analyzer import AnalyzerConfig
+    from sipwatch.pipeline import analyze_file
+    from sipwatch.report.tables import write_tables
+
+    with _progress() as progress:
+        analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
+    for path in write_tables(_data(analysis, redact), output, str(table_format)):
+        _say(f"sipwatch: wrote {path}")
+    _done(analysis)
 
 
 @app.command()
@@ -171,14 +229,17 @@ def _find_calls(analysis, call: str, capture: str) -> list:
 def flow(
     capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
     call: Annotated[str, typer.Argument(help="The call: its number in `sipwatch analyze` (1, 2, ...) or its Call-ID.")],
+    redact: Redact = False,
 ) -> None:
     """Draw one call's SIP messages as a ladder diagram in the terminal."""
     from sipwatch.pipeline import analyze_file
     from sipwatch.report.ladder import ladder
 
     analysis = analyze_file(capture)
-    for one in _find_calls(analysis, call, capture):
-        sys.stdout.write(f"call {one.number}  {one.call_id}  {one.outcome}\n{ladder(one)}\n")
+    numbers = {one.number for one in _find_calls(analysis, call, capture)}
+    for one in _data(analysis, redact)["calls"]:
+        if one["number"] in numbers:
+            sys.stdout.write(f"call {one['number']}  {one['call_id']}  {one['outcome']}\n{ladder(one)}\n")
 
 
 @app.command()
@@ -207,27 +268,23 @@ def explain(
         console.print(f"\nSee also: {', '.join(entry.related)}", highlight=False, markup=False)
 
 
-def _write(analysis, fmt: Format, output: Path | None, show_calls: bool) -> None:
-    from sipwatch.report.data import analysis_to_dict, call_rows
-
+def _write(data: dict, fmt: Format, output: Path | None, show_calls: bool) -> None:
     if fmt is Format.json:
         # indented for a person at a terminal; compact (and five times faster to write) for files and pipes
         indent = 2 if output is None and sys.stdout.isatty() else None
-        text = json.dumps(analysis_to_dict(analysis), indent=indent) + "\n"
+        text = json.dumps(data, indent=indent) + "\n"
     elif fmt is Format.csv:
-        import pandas as pd
+        from sipwatch.report.tables import tables
 
-        from sipwatch.report.data import CSV_COLUMNS
-
-        text = pd.DataFrame(call_rows(analysis), columns=CSV_COLUMNS).to_csv(index=False)
+        text = tables(data)["calls"].to_csv(index=False)
     else:
         from sipwatch.report.terminal import render
 
         if output is None:
-            render(analysis, _console(), show_calls)
+            render(data, _console(), show_calls)
             return
         with output.open("w") as fh:
-            render(analysis, _console(file=fh, width=160, force_terminal=False), show_calls)
+            render(data, _console(file=fh, width=160, force_terminal=False), show_calls)
         return
     if output is None:
         sys.stdout.write(text)

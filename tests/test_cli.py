@@ -154,7 +154,7 @@ def test_csv_output(sample: Path) -> None:
     result = run("analyze", str(sample), "--format", "csv")
     assert result.returncode == 0
     lines = result.stdout.decode().splitlines()
-    assert lines[0].startswith("call_id,start,end,from,to")
+    assert lines[0].startswith("number,call_id,start,end,start_ts,end_ts,from,to")
     assert len(lines) == 1 + 6
 
 

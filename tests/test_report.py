@@ -12,13 +12,14 @@ from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 from sipwatch.pipeline import analyze_file
+from sipwatch.report.data import analysis_to_dict
 from sipwatch.report.markdown import render_markdown
 
 SCRIPT = "<script>alert(1)</script>"
 
 
 def test_postmortem_of_a_missing_ack() -> None:
-    md = render_markdown(analyze_file(str(CAPTURES / "missing_ack.pcap")))
+    md = render_markdown(analysis_to_dict(analyze_file(str(CAPTURES / "missing_ack.pcap"))))
     assert md.startswith("# Post-mortem:")
     assert "## Failures and degraded calls (1)" in md
     assert "**Cause:** nat\\_alg" in md and "never acknowledged" in md
@@ -29,7 +30,7 @@ def test_postmortem_of_a_missing_ack() -> None:
 
 
 def test_healthy_capture_says_so() -> None:
-    md = render_markdown(analyze_file(str(CAPTURES / "answered_rtp.pcap")))
+    md = render_markdown(analysis_to_dict(analyze_file(str(CAPTURES / "answered_rtp.pcap"))))
     assert "## Failures and degraded calls (0)" in md and "healthy" in md
     assert "## Worst RTP streams" in md and "PCMA" in md
 
@@ -55,7 +56,7 @@ def _hostile_capture(path: Path) -> Path:
 
 
 def test_captured_text_stays_text(tmp_path: Path) -> None:
-    md = render_markdown(analyze_file(str(_hostile_capture(tmp_path / "x.pcap"))))
+    md = render_markdown(analysis_to_dict(analyze_file(str(_hostile_capture(tmp_path / "x.pcap")))))
     assert "Q.850 cause=17" in md
     assert SCRIPT not in md and "<script>" not in md
     assert "\\<script\\>" in md

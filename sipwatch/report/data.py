@@ -9,7 +9,7 @@ import math
 from collections import Counter
 from datetime import UTC, datetime
 
-from sipwatch.core.calls import Call
+from sipwatch.core.calls import Call, MessageRecord
 from sipwatch.core.kpi import compute_kpis
 from sipwatch.core.media import RtpStream
 from sipwatch.core.result import Analysis
@@ -99,6 +99,25 @@ def call_to_dict(call: Call, diagnosis: Diagnosis | None = None) -> dict:
         "cause_detail": diagnosis.principal.detail if diagnosis.principal and diagnosis.cause else None,
         "streams": [stream_to_dict(s) for s in call.streams],
         "findings": [finding_to_dict(f) for f in diagnosis.findings],
+        "signalling": [message_to_dict(m) for m in call.records],
+        "signalling_dropped": call.records_dropped,
+    }
+
+
+def message_to_dict(record: MessageRecord) -> dict:
+    """One SIP message of a call: a row of the ladder and of the messages table."""
+    return {
+        "frame": record.frame,
+        "at": iso(record.ts),
+        "ts": round(record.ts, 6),
+        "src": record.src,
+        "dst": record.dst,
+        "transport": record.transport,
+        "label": record.label,
+        "cseq": record.cseq,
+        "cseq_method": record.cseq_method,
+        "status": record.status,
+        "retransmission": record.retransmission,
     }
 
 
@@ -241,32 +260,12 @@ def analysis_to_dict(analysis: Analysis) -> dict:
     }
 
 
-CSV_COLUMNS = [
-    "call_id", "start", "end", "from", "to", "from_user", "to_user", "caller", "callee", "transport",
-    "outcome", "cause", "final_status", "reason_phrase", "reason_header", "pdd_ms", "setup_ms", "duration_s",
-    "messages", "retransmissions", "partial", "bye_by", "user_agent", "server",
-]
-
-
-def call_rows(analysis: Analysis) -> list[dict]:
-    """One flat row per call, for CSV and other tabular outputs."""
-    rows = []
-    diagnoses = diagnose(analysis.calls)
-    for call in analysis.calls:
-        d = call_to_dict(call, diagnoses[call.number])
-        d["reason_phrase"] = d["reason"]["phrase"]
-        d["reason_header"] = "; ".join(d["reason"]["header"])
-        rows.append({k: d.get(k) for k in CSV_COLUMNS})
-    return rows
-
-
 def status_label(code: int) -> str:
     return f"{code} {lookup(code).phrase}"
 
 
-def stream_rows(analysis: Analysis) -> list[dict]:
-    """Every RTP stream, attached or not, in order of first packet."""
-    rows = [stream_to_dict(s) for c in analysis.calls for s in c.streams]
-    rows += [stream_to_dict(s) for s in analysis.unattached_streams]
+def stream_rows(data: dict) -> list[dict]:
+    """Every RTP stream of the report data, attached or not, in order of first packet."""
+    rows = [s for c in data["calls"] for s in c["streams"]] + list(data["unattached_streams"])
     rows.sort(key=lambda r: (r["first"] or "", r["src"]))
     return rows

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-from sipwatch.core.result import Analysis
-from sipwatch.report.data import analysis_to_dict
 from sipwatch.report.ladder import ladder
 
 _KPIS = [
@@ -29,8 +27,8 @@ def text(value: object) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
 
 
-def render_markdown(analysis: Analysis) -> str:
-    data = analysis_to_dict(analysis)
+def render_markdown(data: dict) -> str:
+    """The post-mortem of the report data (`report.data.analysis_to_dict`, redacted or not)."""
     cap, summ = data["capture"], data["summary"]
     out: list[str] = [f"# Post-mortem: {text(cap['file'])}", ""]
     out.append(
@@ -53,12 +51,12 @@ def render_markdown(analysis: Analysis) -> str:
     out.append("| " + " | ".join("-" if kpi.get(key) is None else f"{kpi[key]}{unit}" for key, _, unit in _KPIS)
                + " |")
 
-    troubled = [(call, c) for call, c in zip(analysis.calls, data["calls"], strict=True) if c["cause"]]
+    troubled = [c for c in data["calls"] if c["cause"]]
     out += ["", f"## Failures and degraded calls ({len(troubled)})", ""]
     if not troubled:
         out.append("None: every call that the capture saw through was answered and healthy.")
-    for call, c in troubled[:MAX_CARDS]:
-        out += _card(call, c)
+    for c in troubled[:MAX_CARDS]:
+        out += _card(c)
     if len(troubled) > MAX_CARDS:
         out.append(f"... {len(troubled) - MAX_CARDS} more (see the JSON report for all).")
 
@@ -88,7 +86,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _card(call, c: dict) -> list[str]:
+def _card(c: dict) -> list[str]:
     principal = c["findings"][0] if c["findings"] else None
     for finding in c["findings"]:
         if finding["category"] == c["cause"] and finding["detail"] == c["cause_detail"]:
@@ -117,5 +115,5 @@ def _card(call, c: dict) -> list[str]:
     others = [f for f in c["findings"] if f is not principal]
     if others:
         lines.append("- **Also:** " + "; ".join(f"{text(f['kind'])} ({text(f['category'])})" for f in others))
-    lines += ["", "```text", ladder(call).replace("```", "'''"), "```", ""]
+    lines += ["", "```text", ladder(c).replace("```", "'''"), "```", ""]
     return lines

@@ -7,8 +7,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from sipwatch.core.result import Analysis
-from sipwatch.report.data import analysis_to_dict, status_label
+from sipwatch.report.data import status_label
 
 _OUTCOME_STYLE = {
     "answered": "green", "in_progress": "cyan", "cancelled": "yellow", "no_answer": "yellow", "busy": "yellow",
@@ -30,8 +29,8 @@ _KPI_LABELS = [
 ]
 
 
-def render(analysis: Analysis, console: Console, show_calls: bool = True, max_calls: int = 200) -> None:
-    data = analysis_to_dict(analysis)
+def render(data: dict, console: Console, show_calls: bool = True, max_calls: int = 200) -> None:
+    """The report data (`report.data.analysis_to_dict`) on a terminal."""
     cap = data["capture"]
     summ = data["summary"]
     console.print(
