@@ -39,6 +39,8 @@ class Format(StrEnum):
 
 
 _SUFFIX_FORMATS = {".json": Format.json, ".csv": Format.csv, ".txt": Format.table}
+_CAPTURES_HELP = ("Capture files (pcap, pcapng, gzip) or directories of them (a rotated ring buffer), read as one "
+                  "timeline in order of their first packet; or '-' for a pcap stream on stdin.")
 _REPORT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".json": "json", ".html": "html", ".htm": "html"}
 
 Redact = Annotated[
@@ -66,7 +68,7 @@ def _root() -> None:
 
 @app.command()
 def analyze(
-    capture: Annotated[str, typer.Argument(help="Capture file (pcap, pcapng, gzip), or '-' for a pcap stream on stdin.")],
+    captures: Annotated[list[str], typer.Argument(help=_CAPTURES_HELP, show_default=False)],
     output_format: Annotated[
         Format | None, typer.Option("--format", "-f", help="Output format (default: from -o's suffix, else table).")
     ] = None,
@@ -79,13 +81,13 @@ def analyze(
 ) -> None:
     """Analyze a capture: calls by outcome, status codes, KPIs, media, findings, problems, and a calls table."""
     from sipwatch.core.analyzer import AnalyzerConfig
-    from sipwatch.pipeline import analyze_file
+    from sipwatch.pipeline import analyze_files
 
     fmt = output_format or (_SUFFIX_FORMATS.get(output.suffix.lower()) if output else None) or Format.table
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
     with _progress() as progress:
-        analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
+        analysis = analyze_files(captures, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
     _write(_data(analysis, redact), fmt, output, calls)
     _done(analysis, output)
 
@@ -104,7 +106,7 @@ def _done(analysis, output: Path | None = None) -> None:
 
 @app.command()
 def streams(
-    capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
+    captures: Annotated[list[str], typer.Argument(help=_CAPTURES_HELP, show_default=False)],
     rtp_heuristic: Annotated[
         bool, typer.Option("--rtp-heuristic", help="Also list RTP no SDP announced.")
     ] = False,
@@ -113,11 +115,11 @@ def streams(
 ) -> None:
     """List RTP streams like `tshark -z rtp,streams`, with the call each belongs to."""
     from sipwatch.core.analyzer import AnalyzerConfig
-    from sipwatch.pipeline import analyze_file
+    from sipwatch.pipeline import analyze_files
     from sipwatch.report.data import stream_rows
     from sipwatch.report.terminal import render_streams
 
-    analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic))
+    analysis = analyze_files(captures, AnalyzerConfig(rtp_heuristic=rtp_heuristic))
     rows = stream_rows(_data(analysis, redact))
     if output_format is Format.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -132,7 +134,7 @@ def streams(
 
 @app.command()
 def report(
-    capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
+    captures: Annotated[list[str], typer.Argument(help=_CAPTURES_HELP, show_default=False)],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="postmortem.html (for people), .md (for a ticket) or .json.")
     ],
@@ -144,13 +146,13 @@ def report(
     """Write a post-mortem: summary, KPIs, a card per failure with cause, evidence, advice and ladder."""
     from sipwatch.core.analyzer import AnalyzerConfig
     from sipwatch.model import UsageError
-    from sipwatch.pipeline import analyze_file
+    from sipwatch.pipeline import analyze_files
 
     kind = _REPORT_SUFFIXES.get(output.suffix.lower())
     if kind is None:
         raise UsageError(f"{output}: the post-mortem is written as HTML (.html), Markdown (.md) or JSON (.json)")
     with _progress() as progress:
-        analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
+        analysis = analyze_files(captures, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
     output.parent.mkdir(parents=True, exist_ok=True)
     data = _data(analysis, redact)
     if kind == "json":
@@ -174,7 +176,7 @@ class TableFormat(StrEnum):
 
 @app.command()
 def tables(
-    capture: Annotated[str, typer.Argument(help="Capture file, or '-' for stdin.")],
+    captures: Annotated[list[str], typer.Argument(help=_CAPTURES_HELP, show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the tables into.")],
     table_format: Annotated[
         TableFormat, typer.Option("--format", "-f", help="parquet, csv or json (JSON lines).")
@@ -186,14 +188,45 @@ def tables(
 ) -> None:
     """Write the calls, messages, streams and findings tables (docs/tables.md) for pandas, Spark or a database."""
     from sipwatch.core.analyzer import AnalyzerConfig
-    from sipwatch.pipeline import analyze_file
+    from sipwatch.pipeline import analyze_files
     from sipwatch.report.tables import write_tables
 
     with _progress() as progress:
-        analysis = analyze_file(capture, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
+        analysis = analyze_files(captures, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
     for path in write_tables(_data(analysis, redact), output, str(table_format)):
         _say(f"sipwatch: wrote {path}")
     _done(analysis)
+
+
+@app.command()
+def batch(
+    captures: Annotated[list[str], typer.Argument(help="Independent captures: files, or directories (each one timeline).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for one report per capture.")],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Captures analyzed in parallel.")] = os.cpu_count() or 1,
+    formats: Annotated[
+        str, typer.Option("--formats", help="Comma-separated report formats per capture: json, md, html.")
+    ] = "json,md",
+    rtp_heuristic: Annotated[
+        bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced.")
+    ] = False,
+    redact: Redact = False,
+) -> None:
+    """Analyze independent captures (tickets, SBCs, days) in parallel: one report per capture, one line each."""
+    from sipwatch.batch import run_batch
+    from sipwatch.model import UsageError
+
+    wanted = [f.strip().lower() for f in formats.split(",") if f.strip()]
+    if not wanted or set(wanted) - {"json", "md", "html"}:
+        raise UsageError(f"--formats {formats!r}: choose among json, md, html")
+    failed = damaged = 0
+    for line in run_batch(captures, output, jobs, wanted, rtp_heuristic, redact):
+        _say(f"sipwatch: {line.capture}: {line.text}")
+        failed += line.failed
+        damaged += line.damaged
+    if failed:
+        raise typer.Exit(4)
+    if damaged:
+        raise typer.Exit(EXIT_DAMAGED)
 
 
 @app.command()

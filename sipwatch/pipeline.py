@@ -5,8 +5,10 @@ This is the only place where a capture adapter meets the core; it holds no proto
 
 from __future__ import annotations
 
+import dataclasses
 import gc
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sipwatch.capture.decode import LINKTYPE_NAMES, FrameDecoder
@@ -14,8 +16,8 @@ from sipwatch.capture.reader import CaptureFile, open_capture
 from sipwatch.core.analyzer import Analyzer, AnalyzerConfig
 from sipwatch.core.calls import Call
 from sipwatch.core.findings import capture_loss
-from sipwatch.core.result import Analysis, CaptureInfo
-from sipwatch.model import ProblemLog, Severity, UnsupportedLinkType
+from sipwatch.core.result import Analysis, CaptureInfo, FileInfo
+from sipwatch.model import CaptureError, CaptureNotFound, ProblemLog, Severity, UnsupportedLinkType
 
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
 
@@ -27,6 +29,79 @@ def analyze_file(path: str, config: AnalyzerConfig | None = None, progress: Prog
         return analyze_capture(capture, config, progress)
     finally:
         capture.close()
+
+
+def analyze_files(paths: list[str], config: AnalyzerConfig | None = None, progress: Progress | None = None) -> Analysis:
+    """Analyze captures as one timeline: files (and the capture files of directories, e.g. a rotated ring
+    buffer) in order of their first packet, read one after the other into the same core, so a call that
+    spans two files is one call. Frame numbers run on across files (`CaptureInfo.files` maps them back)."""
+    files = capture_files(paths)
+    if len(files) == 1:
+        return analyze_file(files[0], config, progress)
+    ordered = sorted(files, key=_first_timestamp)
+    with _few_collections():
+        return _analyze(_opened(ordered), config, progress, sum(_size(f) for f in ordered))
+
+
+def capture_files(paths: list[str]) -> list[str]:
+    """The files named, with a directory standing for the capture files in it (not recursively)."""
+    files: list[str] = []
+    for path in paths:
+        if path != "-" and os.path.isdir(path):
+            inside = sorted(e.path for e in os.scandir(path) if e.is_file() and not e.name.startswith("."))
+            inside = [f for f in inside if _looks_like_capture(f)]
+            if not inside:
+                raise CaptureError(f"{path}: a directory with no capture files (pcap, pcapng, gzip)")
+            files += inside
+        else:
+            files.append(path)
+    if "-" in files and len(files) > 1:
+        raise CaptureError("standard input ('-') cannot be combined with other captures")
+    return files
+
+
+def _looks_like_capture(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError:
+        return False
+    return magic[:2] == b"\x1f\x8b" or magic in _MAGICS
+
+
+_MAGICS = {b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1", b"\x0a\x0d\x0d\x0a"}
+
+
+def _first_timestamp(path: str) -> tuple[float, str]:
+    """The time of a file's first packet (files with none sort first; the name breaks ties)."""
+    try:
+        capture = open_capture(path)
+    except (CaptureNotFound, CaptureError):
+        return (float("-inf"), path)  # analyzed first, so its error is reported at once
+    try:
+        for block in capture.blocks():
+            if len(block):
+                return (block.times[0], path)
+        return (float("-inf"), path)
+    finally:
+        capture.close()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _opened(paths: list[str]) -> Iterator[CaptureFile]:
+    """Each capture opened in turn (one file open at a time), closed once read."""
+    for path in paths:
+        capture = open_capture(path)
+        try:
+            yield capture
+        finally:
+            capture.close()
 
 
 @contextmanager
@@ -46,18 +121,47 @@ def analyze_capture(
     capture: CaptureFile, config: AnalyzerConfig | None = None, progress: Progress | None = None
 ) -> Analysis:
     with _few_collections():
-        return _analyze(capture, config, progress)
+        return _analyze([capture], config, progress, capture.size or 0)
 
 
-def _analyze(capture: CaptureFile, config: AnalyzerConfig | None, progress: Progress | None) -> Analysis:
+def _analyze(captures, config: AnalyzerConfig | None, progress: Progress | None, total: int) -> Analysis:
     problems = ProblemLog()
     analyzer = Analyzer(config, problems)
     decoder = FrameDecoder(problems, rtp_lane=analyzer.media.lane, rtp_block_lane=analyzer.media.lane_block)
+    calls: list[Call] = []
+    files: list[FileInfo] = []
+    done = 0  # bytes of the files already read, for progress
+    for capture in captures:
+        base = files[-1].first_frame + files[-1].packets - 1 if files else 0
+        _read(capture, base, analyzer, decoder, problems, calls, progress, done, total)
+        done += capture.size or 0
+        if files and files[-1].last is not None and capture.first_ts is not None and capture.first_ts < files[-1].last:
+            problems.report("overlapping_captures", f"{capture.name} starts before {files[-1].file} ends: the "
+                            "files overlap in time (two capture points?); merge them by time first (mergecap) "
+                            "or analyze them separately", base + 1)
+        files.append(FileInfo(capture.name, capture.format, base + 1, capture.packets, capture.first_ts,
+                              capture.last_ts, sorted(capture.linktypes), capture.bytes_read))
+        for problem in capture.problems:
+            frame = None if problem.frame is None else problem.frame + base
+            message = problem.message if len(files) == 1 else f"{capture.name}: {problem.message}"
+            problems.add(dataclasses.replace(problem, frame=frame, message=message))
+    decoder.fragments.close()
+    decoder.tcp.close()
+    calls.extend(event.call for event in analyzer.close())
+    calls.sort(key=lambda c: (c.start, c.call_id))
+    if progress is not None:
+        progress(done, total)
+    return _result(files, analyzer, decoder, problems, calls)
+
+
+def _read(capture: CaptureFile, base: int, analyzer: Analyzer, decoder: FrameDecoder, problems: ProblemLog,
+          calls: list[Call], progress: Progress | None, done: int, total: int) -> None:
+    """Every frame of one capture into the core; frame numbers shifted by `base` (files read before)."""
     decode = decoder.decode
     feed = analyzer.feed
-    calls: list[Call] = []
-    total = capture.size or 0
     for block in capture.blocks():
+        if base:
+            block = dataclasses.replace(block, first_frame=block.first_frame + base)
         data, offsets, lengths, times, linktypes = block.data, block.offsets, block.lengths, block.times, block.linktypes
         first = block.first_frame
         try:
@@ -81,27 +185,26 @@ def _analyze(capture: CaptureFile, config: AnalyzerConfig | None, progress: Prog
                     first + i, severity=Severity.ERROR,
                 )
         if progress is not None:
-            progress(capture.position, total)
-    decoder.fragments.close()
-    decoder.tcp.close()
-    calls.extend(event.call for event in analyzer.close())
-    problems.extend(capture.problems)
-    calls.sort(key=lambda c: (c.start, c.call_id))
-    if progress is not None:
-        progress(capture.position, total)
+            progress(done + capture.position, total)
 
-    linktypes = sorted(capture.linktypes)
+
+def _result(files: list[FileInfo], analyzer: Analyzer, decoder: FrameDecoder, problems: ProblemLog,
+             calls: list[Call]) -> Analysis:
+    linktypes = sorted({lt for f in files for lt in f.linktypes})
     if linktypes and all(not decoder.supports(lt) for lt in linktypes):
         names = ", ".join(f"{lt} ({LINKTYPE_NAMES.get(lt, 'unknown')})" for lt in linktypes)
-        raise UnsupportedLinkType(f"{capture.name}: link type {names} is not supported")
+        raise UnsupportedLinkType(f"{files[-1].file}: link type {names} is not supported")
+    firsts = [f.first for f in files if f.first is not None]
+    lasts = [f.last for f in files if f.last is not None]
     info = CaptureInfo(
-        file=capture.name,
-        format=capture.format,
-        packets=capture.packets,
-        first=capture.first_ts,
-        last=capture.last_ts,
+        file=files[0].file if len(files) == 1 else f"{files[0].file} (+{len(files) - 1} more files)",
+        format=files[0].format,
+        packets=sum(f.packets for f in files),
+        first=min(firsts) if firsts else None,
+        last=max(lasts) if lasts else None,
         linktypes=linktypes,
-        bytes=capture.bytes_read,
+        bytes=sum(f.bytes for f in files),
+        files=files,
         sctp_packets=decoder.sctp_packets,
         tcp_retransmissions=decoder.tcp.retransmissions,
         reassembled_fragments=decoder.fragments.reassembled,

@@ -11,6 +11,20 @@ from sipwatch.model import Finding, ProblemLog, Severity
 
 
 @dataclass
+class FileInfo:
+    """One file of a capture read as one timeline: its frames are first_frame .. first_frame + packets - 1."""
+
+    file: str
+    format: str
+    first_frame: int
+    packets: int
+    first: float | None
+    last: float | None
+    linktypes: list[int]
+    bytes: int
+
+
+@dataclass
 class CaptureInfo:
     file: str
     format: str
@@ -22,6 +36,7 @@ class CaptureInfo:
     sctp_packets: int = 0
     tcp_retransmissions: int = 0
     reassembled_fragments: int = 0
+    files: list[FileInfo] = field(default_factory=list)
 
 
 @dataclass

@@ -250,6 +250,10 @@ def analysis_to_dict(analysis: Analysis) -> dict:
             "duration_s": _round(cap.last - cap.first, 6) if cap.first is not None and cap.last is not None else None,
             "link_types": cap.linktypes,
             "damaged": analysis.damaged,
+            "files": [
+                {"file": f.file, "first_frame": f.first_frame, "packets": f.packets, "first": iso(f.first),
+                 "last": iso(f.last)} for f in cap.files
+            ],
         },
         "summary": summary(analysis, diagnoses),
         "calls": [call_to_dict(c, diagnoses[c.number]) for c in analysis.calls],
