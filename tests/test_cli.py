@@ -63,7 +63,7 @@ def test_text_file_exits_4(tmp_path: Path) -> None:
 def test_directory_exits_4(tmp_path: Path) -> None:
     result = run("analyze", str(tmp_path))
     assert result.returncode == 4
-    one_clear_line(result, "is a directory")
+    one_clear_line(result, "no capture files")
 
 
 def test_damaged_header_exits_4(tmp_path: Path, sample: Path) -> None:
