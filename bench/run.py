@@ -43,6 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="runs of each tool (alternated)")
     parser.add_argument("--capture", type=Path, default=LOAD)
+    parser.add_argument("--scale", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure peak RSS on 200 MB and 2 GB captures made from the load capture")
     args = parser.parse_args()
 
     if not args.capture.exists():
@@ -78,6 +80,26 @@ def main() -> None:
     print(f"speed-up vs tshark -z sip,stat (SIP only):             {med['tshark sip,stat'] / ours:.2f}x")
     print(f"speed-up vs tshark -z sip,stat -z rtp,streams (full):  {med['tshark sip,stat+rtp,streams'] / ours:.2f}x")
     print(f"sipwatch peak RSS: {max(rss) / 1024:.0f} MiB (full analysis: SIP, RTP statistics, findings, JSON)")
+    if args.scale:
+        scale(args.capture, sipwatch)
+
+
+def scale(load: Path, sipwatch: str) -> None:
+    """Peak RSS on a 200 MB and a 2 GB capture (bench/make_big.py): streaming means the 2 GB peak stays
+    near the 200 MB one, bounded by the calls up at once rather than by the file's size."""
+    print()
+    peaks = {}
+    for mb in (200, 2000):
+        path = HERE / "data" / f"big{mb}.pcap"
+        if not path.exists() or path.stat().st_size < mb * 1e6 * 0.99:
+            subprocess.run([sys.executable, str(HERE / "make_big.py"), "--size", str(mb), "--load", str(load),
+                            str(path)], check=True)
+        elapsed, peak = timed([sipwatch, "analyze", str(path), "--format", "json", "-o", os.devnull])
+        peaks[mb] = peak
+        n = packets(path)
+        print(f"{mb:5d} MB capture: {n:,} packets in {elapsed:.1f} s ({n / elapsed:,.0f} packets/s), "
+              f"peak RSS {peak / 1024:.0f} MiB")
+    print(f"peak RSS 2 GB / 200 MB: {peaks[2000] / peaks[200]:.2f}x (bounded streaming: at most 1.5x)")
 
 
 if __name__ == "__main__":
