@@ -700,3 +700,18 @@ def test_from_recording_equals_update() -> None:
     direct = feed(packets[:-1])
     assert replayed.to_dict() == direct.to_dict()
     assert replayed.dtmf_events[0].digit == "5"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 500, allow_nan=False), min_size=1, max_size=1200))
+def test_jitter_recurrence_equals_the_scalar_loop(transits: list[float]) -> None:
+    """The chunked closed form of RFC 3550 A.8 gives the loop's values (across chunk boundaries too)."""
+    import numpy as np
+
+    from sipwatch.media.rtpstats import jitter_recurrence
+
+    expected, j = [], 0.0
+    for d in transits:
+        j = (15.0 * j + d) / 16.0
+        expected.append(j)
+    assert jitter_recurrence(np.array(transits)).tolist() == pytest.approx(expected, rel=1e-12, abs=1e-12)
