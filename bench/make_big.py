@@ -2,7 +2,7 @@
 
 The load capture (bench/make_load.sh: ~1,000 SIPp calls with two-way RTP, recorded by tcpdump) is repeated
 back to back, each copy shifted in time to start after the previous one, with its Call-IDs and SSRCs made
-its own (the SIPp process id in the Call-ID and the top byte of the SSRC carry the copy's number), so every
+its own (the SIPp process id in Call-IDs and branches, and the top byte of the SSRC, carry the copy's number), so every
 copy is new calls and new streams, as a long capture of a busy line would be. Lengths are kept, so no
 checksum or length field changes. Writing stops once the file reaches the asked size: the last copy is cut
 mid-way, as real captures are.
@@ -28,11 +28,14 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--size", type=float, required=True, help="size to reach, in MB")
     parser.add_argument("--load", type=Path, default=HERE / "data" / "load.pcap")
+    parser.add_argument("--gap", type=float, default=10.0, help="seconds from one copy's end to the next's start")
+    parser.add_argument("--sip-ports", default="5190,5191", help="ports of the SIP to rewrite")
     args = parser.parse_args()
-    write_big(args.load, args.output, int(args.size * 1e6))
+    ports = tuple(int(p) for p in args.sip_ports.split(","))
+    write_big(args.load, args.output, int(args.size * 1e6), args.gap, ports)
 
 
-def write_big(load: Path, output: Path, size: int) -> int:
+def write_big(load: Path, output: Path, size: int, gap: float = 10.0, sip_ports: tuple = SIP_PORTS) -> int:
     """Write `output`, up to `size` bytes of whole records; returns the packets written."""
     raw = load.read_bytes()
     header, body = raw[:24], raw[24:]
@@ -46,21 +49,23 @@ def write_big(load: Path, output: Path, size: int) -> int:
     if pid is None:
         sys.exit(f"{load}: no SIPp Call-ID found")
     records = _records(body)
-    span = int(records[-1][0] - records[0][0]) + 10  # seconds from one copy's start to the next's
+    first, last = records[0][0] + records[0][1] / 1e6, records[-1][0] + records[-1][1] / 1e6
+    span = last - first + gap  # seconds from one copy's start to the next's
     written = 0
     with output.open("wb") as out:
         out.write(header)
         total = len(header)
         copy = 0
         while total < size:
-            token_in = b"-" + pid[1] + b"@"
-            token_out = b"-" + str(copy % 10 ** len(pid[1])).rjust(len(pid[1]), "9").encode() + b"@"
+            token_in = b"-" + pid[1]  # in Call-IDs (N-PID@host) and Via branches (z9hG4bK-PID-N-0)
+            token_out = b"-" + str(copy % 10 ** len(pid[1])).rjust(len(pid[1]), "9").encode()
             for sec, usec, start, length in records:
                 if total + 16 + length > size:
                     return written
                 frame = bytearray(body[start : start + length])
-                _rewrite(frame, l2, copy, token_in, token_out)
-                out.write(RECORD.pack(sec + copy * span, usec, length, length))
+                _rewrite(frame, l2, copy, token_in, token_out, sip_ports)
+                micros = sec * 1_000_000 + usec + round(copy * span * 1e6)
+                out.write(RECORD.pack(micros // 1_000_000, micros % 1_000_000, length, length))
                 out.write(frame)
                 total += 16 + length
                 written += 1
@@ -78,13 +83,13 @@ def _records(body: bytes) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _rewrite(frame: bytearray, l2: int, copy: int, token_in: bytes, token_out: bytes) -> None:
+def _rewrite(frame: bytearray, l2: int, copy: int, token_in: bytes, token_out: bytes, sip_ports: tuple) -> None:
     if copy == 0 or len(frame) < l2 + 28 or frame[l2] >> 4 != 4 or frame[l2 + 9] != 17:
         return
     udp = l2 + (frame[l2] & 0x0F) * 4
     sport, dport = struct.unpack_from("!HH", frame, udp)
     payload = udp + 8
-    if sport in SIP_PORTS or dport in SIP_PORTS:
+    if sport in sip_ports or dport in sip_ports:
         frame[payload:] = bytes(frame[payload:]).replace(token_in, token_out)
     elif len(frame) >= payload + 12 and frame[payload] >> 6 == 2:
         frame[payload + 8] ^= copy & 0xFF  # the SSRC's top byte: a new stream per copy
