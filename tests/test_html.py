@@ -25,6 +25,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
+from sipwatch.core.analyzer import AnalyzerConfig
 from sipwatch.pipeline import analyze_file
 from sipwatch.report.data import analysis_to_dict
 from sipwatch.report.html import render_html
@@ -156,6 +157,8 @@ def test_report_of_a_sipp_capture(name: str) -> None:
         assert [int(a.attrs["data-frame"]) for a in arrows] == [m["frame"] for m in call["signalling"]]
         assert len(ladder.find_all("g", "retr")) == sum(m["retransmission"] for m in call["signalling"])
         assert ladder.attrs.get("role") == "img" and ladder.attrs.get("aria-label")
+    ids = {n.attrs["id"] for n in root.iter() if "id" in n.attrs}
+    assert [a.attrs["href"] for a in root.find_all("a") if a.attrs["href"][1:] not in ids] == []
     charts = root.find_all("svg", "chart")
     assert {"time", "bars"} <= {cls for svg in charts for cls in svg.classes}
     assert all(svg.attrs.get("aria-label") and svg.find_all("title") for svg in charts)
@@ -217,6 +220,36 @@ def test_scales_to_many_calls_endpoints_and_messages() -> None:
     columns = root.find_all("svg", "time")[0].find_all("g", "column")
     assert 20 <= len(columns) <= 60  # 80 calls over 40 minutes, bucketed
     assert sum(int(re.search(r": (\d+) calls", c.all_text()).group(1)) for c in columns) == 80
+
+
+def test_capture_wide_findings_and_unattached_streams(tmp_path: Path) -> None:
+    from test_capture_loss import _capture
+
+    data = analysis_to_dict(analyze_file(str(_capture(tmp_path / "loss.pcap")), AnalyzerConfig(rtp_heuristic=True)))
+    (finding,) = data["findings"]
+    root = parse(render_html(data))
+    (section,) = [n for n in root.find_all("section") if n.attrs.get("id") == "capture-findings"]
+    assert finding["detail"] in section.all_text() and finding["advice"]["admin"] in section.all_text()
+    assert len(section.find_all("table", "evidence")[0].find_all("tbody")[0].find_all("tr")) == len(
+        finding["evidence"])
+    (quality,) = root.find_all("svg", "metrics")
+    assert len(quality.find_all("g", "stream")) == 6  # unattached streams are drawn too
+    assert "unattached" in root.all_text() and "Failures and degraded calls (0)" in root.all_text()
+
+
+def test_damaged_capture_is_flagged(tmp_path: Path) -> None:
+    data = (CAPTURES / "answered_rtp.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) // 2 + 5])
+    out = tmp_path / "pm.html"
+    result = subprocess.run([sys.executable, "-m", "sipwatch.cli", "report", str(cut), "-o", str(out)],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 6, result.stderr
+    root = parse(out.read_text(encoding="utf-8"))
+    (warning,) = [n for n in root.find_all("p", "warning")]
+    assert "damaged" in warning.all_text() and warning.attrs.get("role") == "alert"
+    (problems,) = [n for n in root.find_all("section") if n.attrs.get("id") == "problems"]
+    assert "truncated_capture" in problems.all_text() and re.search(r"frame \d+, byte [\d,]+", problems.all_text())
 
 
 # --- (b) hostile captured text ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from sipwatch.report.svg import (
     esc,
     ladder_svg,
     metric_rows,
+    nice_ticks,
     stacked_columns,
 )
 
@@ -167,7 +168,7 @@ def _summary(data: dict) -> str:
     healthy = summ["calls"] - sum(summ["causes"].values())
     causes = [Bar(CATEGORY_NAMES.get(k, k), n, CATEGORY_COLOURS.get(k, "#64748b")) for k, n in summ["causes"].items()]
     figures.append(_figure(f"Causes of failed or degraded calls ({healthy} healthy)",
-                           bar_chart(causes, "Calls per cause category")))
+                           bar_chart(causes, "Calls per cause category", empty="no failed or degraded calls")))
     if summ["responses"]:
         responses = [Bar(status_label(int(code)), n, _status_colour(int(code)))
                      for code, n in summ["responses"].items()]
@@ -224,7 +225,7 @@ def _duration(seconds: float) -> str:
 def _cards(troubled: list[dict]) -> str:
     if not troubled:
         return '<p class="good">None: every call that the capture saw through was answered and healthy.</p>'
-    out = [_card(c) for c in troubled[:MAX_CARDS]]
+    out = [_LADDER_LEGEND] + [_card(c) for c in troubled[:MAX_CARDS]]
     if len(troubled) > MAX_CARDS:
         out.append(f'<p class="more">… {len(troubled) - MAX_CARDS} more failed or degraded calls are not shown as '
                    "cards (see the calls table below and the JSON report for all).</p>")
@@ -242,6 +243,7 @@ def principal_finding(call: dict) -> dict | None:
 def _card(c: dict) -> str:
     principal = principal_finding(c)
     anchor = f"call-{c['number']}"
+    drawn = {m["frame"] for m in c["signalling"]}
     final = f"{c['final_status']} {c['reason']['phrase'] or ''}".strip() if c["final_status"] else "no final response"
     who = f"{c['from_user'] or c['from'] or '?'} → {c['to_user'] or c['to'] or '?'}"
     colour = CATEGORY_COLOURS.get(c["cause"] or "", "#64748b")
@@ -255,7 +257,7 @@ def _card(c: dict) -> str:
     out.append(_call_facts(c))
     if principal is not None:
         out.append(f"<h4>Evidence <span class=\"muted\">({esc(principal['kind'])})</span></h4>"
-                   + _evidence(principal["evidence"], anchor))
+                   + _evidence(principal["evidence"], anchor, drawn))
         retry = principal["retry_can_help"]
         out.append(f'<p class="retry {"yes" if retry else "no"}"><strong>Retry can help:</strong> '
                    f'{"yes — the same call placed again can succeed" if retry else "no — placing the same call again will fail the same way"}</p>')
@@ -263,7 +265,7 @@ def _card(c: dict) -> str:
     others = [f for f in c["findings"] if f is not principal]
     if others:
         out.append(f"<details class=\"others\" open><summary>Other findings ({len(others)})</summary>"
-                   + "".join(_finding(f, anchor, 4) for f in others) + "</details>")
+                   + "".join(_finding(f, anchor, drawn, 4) for f in others) + "</details>")
     if c["streams"]:
         out.append("<h4>RTP streams of the call</h4>" + _stream_table(c["streams"], with_call=False))
     messages = c["signalling"]
@@ -273,7 +275,7 @@ def _card(c: dict) -> str:
         out.append(f'<details class="ladder" open><summary>Ladder: {_count(len(messages), "SIP message")} between '
                    f'{_count(len(columns), "address")}'
                    f'{f", {dropped} more not kept" if dropped else ""}</summary>'
-                   f'<div class="scroll">{ladder_svg(c, columns, anchor)}</div>{_LADDER_LEGEND}</details>')
+                   f'<div class="scroll">{ladder_svg(c, columns, anchor)}</div></details>')
     out.append("</article>")
     return "".join(out)
 
@@ -304,12 +306,14 @@ def _call_facts(c: dict) -> str:
     return '<dl class="meta">' + "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts) + "</dl>"
 
 
-def _evidence(evidence: list[dict], anchor: str) -> str:
+def _evidence(evidence: list[dict], anchor: str, drawn: set[int]) -> str:
+    """The evidence table; a frame drawn in the card's ladder links to its arrow."""
     if not evidence:
         return '<p class="muted">no evidence items</p>'
     rows = []
     for e in evidence:
-        frame = f'<a href="#{anchor}-f{e["frame"]}">{e["frame"]}</a>' if e["frame"] else "–"
+        frame = (f'<a href="#{anchor}-f{e["frame"]}">{e["frame"]}</a>' if e["frame"] in drawn
+                 else str(e["frame"]) if e["frame"] else "–")
         rows.append(f'<tr><td class="n">{frame}</td><td class="mono">{esc(_time(e["at"])[11:] if e["at"] else "–")}'
                     f'</td><td>{esc(e["what"])}</td><td>{esc(e["value"]) or "–"}</td></tr>')
     return ('<table class="evidence"><thead><tr><th scope="col" class="n">frame</th><th scope="col">time</th>'
@@ -321,11 +325,11 @@ def _advice(advice: dict) -> str:
             f'<div><h4>For the admin</h4><p>{esc(advice["admin"])}</p></div></div>')
 
 
-def _finding(f: dict, anchor: str, level: int) -> str:
+def _finding(f: dict, anchor: str, drawn: set[int], level: int) -> str:
     retry = "retry can help" if f["retry_can_help"] else "retry will not help"
     return (f'<div class="finding"><h{level}>{esc(f["kind"])} {_cause_badge(f["category"])} '
             f'{_confidence(f["confidence"])}</h{level}><p>{esc(f["detail"])} <span class="muted">({retry})</span></p>'
-            + _evidence(f["evidence"], anchor) + _advice(f["advice"]) + "</div>")
+            + _evidence(f["evidence"], anchor, drawn) + _advice(f["advice"]) + "</div>")
 
 
 # --- capture-wide -----------------------------------------------------------------------------------------------
@@ -335,7 +339,7 @@ def _capture_findings(findings: list[dict]) -> str:
     if not findings:
         return ""
     return _section("capture-findings", f"Capture-wide findings ({len(findings)})",
-                    "".join(f'<article class="card wide">{_finding(f, "capture", 3)}</article>' for f in findings))
+                    "".join(f'<article class="card wide">{_finding(f, "capture", set(), 3)}</article>' for f in findings))
 
 
 def _mos_colour(mos: float) -> str:
@@ -346,15 +350,14 @@ def _streams_section(data: dict) -> str:
     streams = stream_rows(data)
     if not streams:
         return _section("streams", "RTP quality", '<p class="muted">No RTP streams in the capture.</p>')
-    worst = sorted(streams, key=lambda s: (s["mos"] if s["mos"] is not None else 5.0, -s["loss_pct"],
-                                           -(s["jitter_max_ms"] or 0.0)))
+    worst = sorted(streams, key=_badness)
     drawn = worst[:MAX_STREAM_BARS]
     rows = [(f"{s['src']} → {s['dst']} {s['codec'] or ''}".strip(),
              f"{s['src']} → {s['dst']} · SSRC {s['ssrc_hex']} · {s['codec'] or 'unknown codec'} · "
              f"{s['packets']} packets · call {s['call_id'] or '-'}",
              [s["loss_pct"], s["jitter_max_ms"], s["mos"]]) for s in drawn]
-    max_loss = max(5.0, *(s["loss_pct"] for s in drawn))
-    max_jitter = max(50.0, *((s["jitter_max_ms"] or 0.0) for s in drawn))
+    max_loss = nice_ticks(max(5.0, *(s["loss_pct"] for s in drawn)))[-1]
+    max_jitter = nice_ticks(max(50.0, *((s["jitter_max_ms"] or 0.0) for s in drawn)))[-1]
     metrics = [
         Metric("loss", "%", max_loss, lambda v: "#dc2626" if v > 3 else "#f59e0b" if v > 1 else "#16a34a"),
         Metric("jitter max", " ms", max_jitter, lambda v: "#dc2626" if v > 40 else "#f59e0b" if v > 20 else "#16a34a"),
@@ -372,9 +375,15 @@ def _streams_section(data: dict) -> str:
         f'<div class="grid">{_figure(title, metric_rows(rows, metrics, title), "wide")}'
         f'{_figure(f"Streams per estimated MOS band ({len(streams)} streams)", bar_chart(band_bars, "Streams per MOS band"))}'
         "</div>" + more
-        + f"<h3>Worst RTP streams</h3>{_stream_table(worst[:MAX_STREAM_ROWS], with_call=True)}"
+        + f"<h3 class=\"sub\">Worst RTP streams</h3>{_stream_table(worst[:MAX_STREAM_ROWS], with_call=True)}"
     )
     return _section("streams", "RTP quality", content)
+
+
+def _badness(stream: dict) -> tuple[float, float, float]:
+    """Worst first: lowest MOS, then most loss (duplicates make it negative: not loss), then most jitter."""
+    mos = stream["mos"] if stream["mos"] is not None else 5.0
+    return mos, -max(0.0, stream["loss_pct"]), -(stream["jitter_max_ms"] or 0.0)
 
 
 def _stream_table(streams: list[dict], with_call: bool) -> str:
@@ -433,7 +442,8 @@ def _problems(data: dict) -> str:
         return ""
     rows = []
     for p in problems[:MAX_PROBLEMS]:
-        where = f"frame {p['frame']}" if p["frame"] else f"byte {p['offset']}" if p["offset"] else "–"
+        where = ", ".join(([f"frame {p['frame']}"] if p["frame"] else [])
+                          + ([f"byte {p['offset']:,}"] if p["offset"] is not None else [])) or "–"
         rows.append(f'<tr><td>{esc(p["severity"])}</td><td>{esc(p["kind"])}</td><td class="mono">{esc(where)}</td>'
                     f"<td>{esc(p['message'])}</td></tr>")
     extra = len(problems) - min(len(problems), MAX_PROBLEMS) + sum(omitted.values())
@@ -444,7 +454,7 @@ def _problems(data: dict) -> str:
 
 
 _LADDER_LEGEND = (
-    '<p class="legend">'
+    '<p class="legend ladder-key"><strong>Ladders:</strong>'
     + "".join(f'<span><i style="background:{MESSAGE_COLOURS[k]}"></i>{name}</span>' for k, name in (
         ("req", "request"), ("prov", "1xx provisional"), ("ok", "2xx success"), ("redir", "3xx redirect"),
         ("err", "4xx–6xx error")))
@@ -462,6 +472,7 @@ main{max-width:1200px;margin:0 auto;padding:16px 20px 32px}
 h1{font-size:20px;margin:2px 0 8px;word-break:break-all}
 h2{font-size:16px;margin:22px 0 10px;padding-bottom:4px;border-bottom:2px solid var(--ink)}
 h3{font-size:14px;margin:0}
+h3.sub{margin:16px 0 6px}
 h4{font-size:12px;margin:12px 0 4px;text-transform:uppercase;letter-spacing:.04em;color:#334155}
 a{color:var(--accent)}
 .mono,.meta dd,svg .time,svg .delta,svg .frame{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace}
@@ -472,7 +483,7 @@ header.top .kicker{margin:0;text-transform:uppercase;letter-spacing:.12em;font-s
 .facts div{display:flex;flex-direction:column}
 .facts dt{font-size:10px;text-transform:uppercase;letter-spacing:.06em;color:#94a3b8}
 .facts dd{margin:0;font-weight:600}
-.verdict{margin:10px 0 0;font-weight:600}
+.verdict{margin:10px 0 0;font-weight:600}.verdict.good{color:#bbf7d0}.verdict.bad{color:#fecaca}
 .verdict.good::before{content:"\\25CF  ";color:#4ade80}
 .verdict.bad::before{content:"\\25CF  ";color:#f87171}
 .warning{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;border-radius:4px;padding:8px 10px}
@@ -506,7 +517,8 @@ svg.ladder .retr .label{font-style:italic;font-weight:400}
 svg.ladder .msg:target .label,svg.ladder .msg:hover .label{text-decoration:underline}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;margin:6px 0 0;font-size:11px}
 .legend i{display:inline-block;width:12px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
-.legend i.dashed{background:none;border-top:2px dashed #475569;height:0;vertical-align:3px}
+.legend i.dashed{background:none;border-top:2px dashed #475569;width:22px;height:0;vertical-align:3px}
+.ladder-key{background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:6px 10px;margin:0 0 12px}
 table{border-collapse:collapse;width:100%;background:var(--panel)}
 th,td{text-align:left;padding:3px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:#334155;background:#f8fafc}
@@ -526,7 +538,8 @@ meter{width:60px;height:9px;vertical-align:-1px}
 .meta div{display:flex;gap:8px;min-width:0}
 .meta dt{color:var(--muted);flex:0 0 90px}
 .meta dd{margin:0;overflow-wrap:anywhere;font-size:12px}
-.evidence td:nth-child(2){white-space:nowrap}
+.evidence{table-layout:fixed}.evidence th:nth-child(1){width:64px}.evidence th:nth-child(2){width:130px}
+.evidence th:nth-child(3){width:30%}.evidence td:nth-child(2){white-space:nowrap}
 .retry{margin:8px 0}.retry.yes strong{color:#15803d}.retry.no strong{color:#b91c1c}
 .advice{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 .advice>div{background:#f8fafc;border:1px solid var(--line);border-radius:4px;padding:2px 10px}

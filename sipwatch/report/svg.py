@@ -66,7 +66,8 @@ class Bar:
     shown: str | None = None  # the value as printed, when not the number itself
 
 
-def bar_chart(bars: Sequence[Bar], label: str, unit: str = "", width: int = 460, scale_to: float = 0.0) -> str:
+def bar_chart(bars: Sequence[Bar], label: str, unit: str = "", width: int = 460, scale_to: float = 0.0,
+              empty: str = "none") -> str:
     """Horizontal bars, one per row, with the label left and the value right of each bar."""
     row = 22
     font = 12
@@ -77,7 +78,7 @@ def bar_chart(bars: Sequence[Bar], label: str, unit: str = "", width: int = 460,
     height = row * max(1, len(bars)) + 8
     out = [_open(width, height, label, "chart bars")]
     if not bars:
-        out.append(f'<text x="{width / 2:.0f}" y="18" text-anchor="middle" class="muted">none</text>')
+        out.append(f'<text x="{width / 2:.0f}" y="18" text-anchor="middle" class="muted">{esc(empty)}</text>')
     for i, b in enumerate(bars):
         y = 4 + i * row
         w = max(1.0, plot * b.value / top) if b.value > 0 else 0.0
@@ -95,7 +96,7 @@ def bar_chart(bars: Sequence[Bar], label: str, unit: str = "", width: int = 460,
 
 def stacked_columns(
     buckets: Sequence[tuple[str, dict[str, int]]], keys: Sequence[str], colours: dict[str, str], label: str,
-    width: int = 940, height: int = 220,
+    width: int = 1130, height: int = 220,
 ) -> str:
     """Columns over time, each a stack of counts per key (bottom first), with a y axis and sparse x labels."""
     left, right, top_pad, bottom = 36, 8, 10, 26
@@ -146,7 +147,7 @@ class Metric:
 
 
 def metric_rows(rows: Sequence[tuple[str, str, Sequence[float | None]]], metrics: Sequence[Metric], label: str,
-                width: int = 940) -> str:
+                width: int = 1130) -> str:
     """Small multiples: per row (label, tooltip, values) one bar per metric, side by side."""
     row, font = 20, 11
     label_w = min(330.0, max(120.0, max((text_width(r[0], font) for r in rows), default=0.0) + 12))
