@@ -43,8 +43,10 @@ demo: $(BIN)/sipwatch
 	@test -f $(DEMO_CAPTURE) || { echo "missing $(DEMO_CAPTURE)"; exit 1; }
 	$(BIN)/sipwatch analyze $(DEMO_CAPTURE)
 	$(BIN)/sipwatch analyze $(DEMO_CAPTURE) -o out/analysis.json
-	$(BIN)/sipwatch report captures/missing_ack.pcap -o out/postmortem.md
-	@echo "demo: reports written to out/analysis.json and out/postmortem.md"
+	$(BIN)/sipwatch report $(DEMO_CAPTURE) -o out/postmortem.html
+	$(BIN)/sipwatch report $(DEMO_CAPTURE) -o out/postmortem.md
+	@echo "demo: post-mortem of $(DEMO_CAPTURE) written to $(CURDIR)/out/postmortem.html (open it in a browser:"
+	@echo "      file://$(CURDIR)/out/postmortem.html) and $(CURDIR)/out/postmortem.md; JSON in out/analysis.json"
 
 test: system-deps $(VENV)/.dev
 	$(BIN)/python -m pytest -q
