@@ -441,22 +441,15 @@ def diagnose_capture(calls: list[Call]) -> list[Attributed]:
         return []
     size = last - first + 1
     cps = [0] * size
-    delta = [0] * (size + 1)
     fails = [0] * size
     failed: list[list[Call]] = [[] for _ in range(size)]
     for call in placed:
         second = math.floor(call.invite_ts) - first
         cps[second] += 1
-        delta[second] += 1
-        delta[math.floor(max(call.invite_ts, call.end)) - first + 1] -= 1
         if _capacity_failure(call) and call.number not in advanced:
             fails[second] += 1
             failed[second].append(call)
-    concurrent = []
-    running = 0
-    for second in range(size):
-        running += delta[second]
-        concurrent.append(running)
+    concurrent = _concurrency(placed, first, size)
     total = sum(fails)
     if total < CAPACITY_MIN_FAILURES:
         return []
@@ -493,6 +486,22 @@ def diagnose_capture(calls: list[Call]) -> list[Attributed]:
     return out
 
 
+def _concurrency(calls: list[Call], first: int, size: int) -> list[int]:
+    """For each second, the most calls in progress (INVITE to end) at any instant of it."""
+    events = sorted([(c.invite_ts, 1) for c in calls] + [(max(c.invite_ts, c.end), -1) for c in calls])
+    peak = [0] * size
+    running = 0
+    second = 0
+    for ts, step in events:  # at equal times an end (-1) sorts before a start
+        now = math.floor(ts) - first
+        while second < now:  # seconds without an event keep the count they started with
+            second += 1
+            peak[second] = max(peak[second], running)
+        running += step
+        peak[now] = max(peak[now], running)
+    return peak
+
+
 def _capacity_failure(call: Call) -> bool:
     if call.answer_ts is not None:
         return False
@@ -509,7 +518,7 @@ def _capacity_window(first: int, window: range, cps: list[int], concurrent: list
     by_status = Counter(str(c.final_status) if c.final_status else "timeout" for c in calls)
     listed = ", ".join(f"{n}x {k}" for k, n in sorted(by_status.items()))
     evidence = [
-        Evidence("window", f"{end - start} s from the second at ts {start}", None, float(start)),
+        Evidence("window", f"{end - start} s, capture time {start} to {end}", None, float(start)),
         Evidence("calls per second", f"peak {peak_cps} in the window, at most {quiet_cps} elsewhere"),
         Evidence("concurrent calls", f"peak {peak_conc} in the window, at most {quiet_conc} elsewhere"),
         Evidence("failures", f"{len(calls)} of the capture's {total} capacity failures ({listed}); {len(calls)} of "
