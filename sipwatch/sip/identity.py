@@ -52,7 +52,7 @@ class IdentityHeader:
 
     raw: str
     form: str  # "full" (claims carried), "compact" (payload omitted)
-    info: str | None
+    info: str | None  # the info parameter (RFC 8224 §4: required), without its angle brackets
     alg: str | None
     ppt: str | None
     passport: Passport | None  # None in compact form
@@ -82,7 +82,7 @@ class IdentityHeader:
             return cls(raw, "compact", info, alg, ppt, None)
         claims = _json_segment(payload_b64, "payload")
         passport = _passport(header, claims)
-        return cls(raw, "full", info or passport.x5u, alg, ppt, passport)
+        return cls(raw, "full", info, alg, ppt, passport)
 
 
 def _json_segment(segment: str, name: str) -> dict:
@@ -140,8 +140,8 @@ class IdentityStatus:
     `state` is "absent" (no Identity header), "signed" (a readable PASSporT) or "malformed".
     `problems` names what a verifier would refuse before even checking the signature:
     "orig_mismatch" (signed number differs from the From user), "iat_skew" (signed more than IAT_SKEW_S
-    from the capture time of the INVITE), "no_info" (no certificate URL), "no_attestation" (SHAKEN
-    without a readable `attest`).
+    from the capture time of the INVITE), "no_info" (no info parameter; `info` then shows the PASSporT's
+    x5u if it has one), "no_attestation" (SHAKEN without a readable `attest`).
     """
 
     state: str
@@ -224,5 +224,5 @@ def check_identity(
         passport.attest if passport and passport.attest in ATTESTATIONS else None,
         passport.orig_tn if passport else None, passport.dest_tn if passport else (),
         passport.iat if passport else None, offset, passport.origid if passport else None,
-        chosen.info, chosen.alg, chosen.ppt, error, tuple(problems),
+        chosen.info or (passport.x5u if passport else None), chosen.alg, chosen.ppt, error, tuple(problems),
     )
