@@ -246,8 +246,8 @@ def _alg(call: Call) -> Attributed | None:
                                      "Content-Length", record.frame, record.ts))
             kinds.append("body_length" if more else "body_short")
         key = (record.sender, record.message)
-        if not record.retransmission:
-            first_contact.setdefault(key, record.contact_host)
+        if not record.retransmission:  # the copy a retransmission repeats (forks: the latest 2xx)
+            first_contact[key] = record.contact_host
         elif key in first_contact and record.contact_host != first_contact[key]:
             evidence.append(Evidence(f"Contact of the {where} retransmission",
                                      f"{record.contact_host}, first copy said {first_contact[key]}",
