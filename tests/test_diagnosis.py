@@ -343,3 +343,83 @@ def test_no_alg_fingerprints_on_clean_calls() -> None:
     for name in ("answered_rtp.pcap", "nat_private_sdp.pcap", "missing_ack.pcap", "tcp_call.pcap"):
         analysis, diagnoses = diagnosed(name)
         assert not [f for f in diagnoses[analysis.calls[0].number].findings if f.kind == "sip_alg_rewrite"], name
+
+
+def refused_capture(tmp_path, code: int, phrase: str, identity: str | None, from_user: str = "12025550123"):
+    """A crafted refused call (INVITE, 100, CODE, ACK) whose INVITE carries `identity` (a whole header value)."""
+    from crafted import CRLF, T0_NS, eth, udp_packet, write_pcap
+
+    caller, callee = "192.0.2.10", "198.51.100.20"
+    common = [f"From: <sip:{from_user}@{caller}>;tag=c1", "To: <sip:12025550199@example.com>",
+              "Call-ID: signed-1@example.com"]
+    via = f"Via: SIP/2.0/UDP {caller}:5060;branch=z9hG4bKsig1"
+    invite = CRLF.join(["INVITE sip:12025550199@example.com SIP/2.0", via, *common, "CSeq: 1 INVITE",
+                        f"Contact: <sip:{from_user}@{caller}:5060>",
+                        *([f"Identity: {identity}"] if identity else []), "Content-Length: 0", "", ""])
+    trying = CRLF.join(["SIP/2.0 100 Trying", via, *common, "CSeq: 1 INVITE", "Content-Length: 0", "", ""])
+    final = CRLF.join([f"SIP/2.0 {code} {phrase}", via, common[0], common[1] + ";tag=u1", common[2],
+                       "CSeq: 1 INVITE", "Content-Length: 0", "", ""])
+    ack = CRLF.join(["ACK sip:12025550199@example.com SIP/2.0", via, common[0], common[1] + ";tag=u1", common[2],
+                     "CSeq: 1 ACK", "Content-Length: 0", "", ""])
+    frames = [(caller, callee, invite), (callee, caller, trying), (callee, caller, final), (caller, callee, ack)]
+    path = tmp_path / f"refused_{code}.pcap"
+    write_pcap(path, [eth(udp_packet(s, 5060, d, 5060, text.encode(), ident=n)) for n, (s, d, text) in
+                      enumerate(frames, 1)])
+    return path, T0_NS / 1e9  # the INVITE's capture time
+
+
+def identity_finding(path):
+    analysis = analyze_file(str(path))
+    (call,) = analysis.calls
+    diagnosis = diagnose(analysis.calls)[call.number]
+    return diagnosis, [f for f in diagnosis.findings if f.kind.startswith("identity")]
+
+
+def test_438_with_a_number_and_date_that_do_not_match(tmp_path) -> None:
+    from test_identity import INFO, claims, token
+
+    stale = 1_700_000_000 - 3600
+    path, _ = refused_capture(tmp_path, 438, "Invalid Identity Header",
+                              f"{token(claims('A', orig='12025550999', iat=stale))};info={INFO};ppt=shaken")
+    diagnosis, (finding,) = identity_finding(path)
+    assert diagnosis.principal.kind == "sip_438" and diagnosis.cause is Category.BLOCKING
+    assert finding.kind == "identity_invalid" and finding.confidence == 0.9
+    values = {e.what: e.value for e in finding.evidence}
+    assert values["signed number vs From"] == "orig.tn 12025550999, From user 12025550123"
+    assert values["iat vs capture time"] == "-3600 s"
+    assert finding.data["problems"] == ["orig_mismatch", "iat_skew"]
+
+
+def test_436_with_a_clean_full_attestation_names_what_sipwatch_cannot_check(tmp_path) -> None:
+    from test_identity import INFO, claims, token
+
+    path, _ = refused_capture(tmp_path, 436, "Bad Identity Info",
+                               f"{token(claims('A', iat=1_700_000_000))};info={INFO};ppt=shaken")
+    diagnosis, (finding,) = identity_finding(path)
+    assert finding.kind == "identity_invalid" and "does not verify signatures" in finding.detail
+    assert any(e.what == "certificate (info)" and e.value == "https://cert.example.org/passport.pem"
+               for e in diagnosis.principal.evidence)
+
+
+def test_full_attestation_is_not_blamed_for_a_608(tmp_path) -> None:
+    from test_identity import INFO, claims, token
+
+    path, _ = refused_capture(tmp_path, 608, "Rejected", f"{token(claims('A'))};info={INFO};ppt=shaken")
+    diagnosis, found = identity_finding(path)
+    assert found == [] and diagnosis.principal.kind == "sip_608"
+
+
+def test_603_with_attestation_b_is_a_weak_hint(tmp_path) -> None:
+    from test_identity import INFO, claims, token
+
+    path, _ = refused_capture(tmp_path, 603, "Decline", f"{token(claims('B'))};info={INFO};ppt=shaken")
+    diagnosis, (finding,) = identity_finding(path)
+    assert finding.kind == "identity_attestation" and finding.confidence < 0.5
+    assert "partial (B)" in finding.detail and diagnosis.cause is Category.USER  # 603 stays a decline
+
+
+def test_unreadable_identity_on_a_403(tmp_path) -> None:
+    path, _ = refused_capture(tmp_path, 403, "Forbidden", "not-a-passport;info=<https://x.example/c.pem>")
+    diagnosis, (finding,) = identity_finding(path)
+    assert finding.kind == "identity_invalid" and finding.data["state"] == "malformed"
+    assert finding.evidence[0].value.startswith("unreadable Identity header")
