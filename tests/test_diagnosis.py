@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from conftest import CAPTURES
 
-from sipwatch.diagnosis.attribution import SHORT_CALL_PATTERN, SHORT_CALL_S, diagnose, diagnose_capture
+from sipwatch.diagnosis.attribution import (
+    ALG_RESIZE_MAX,
+    SHORT_CALL_PATTERN,
+    SHORT_CALL_S,
+    diagnose,
+    diagnose_capture,
+)
 from sipwatch.diagnosis.knowledge import Category
 from sipwatch.pipeline import analyze_file
 
@@ -195,6 +201,19 @@ def test_no_capacity_window_without_contrast() -> None:
     # the burst alone, without the quiet calls before it: nothing to compare the busy seconds with
     burst = [c for c in analyze_file(str(CAPTURES / "capacity_burst.pcap")).calls if c.number > 4]
     assert diagnose_capture(burst) == []
+
+
+def test_steady_failures_are_no_capacity_window() -> None:
+    """The PROTOS INVITE corpus: about 3700 INVITEs one per second, nearly all timing out. Failures everywhere
+    at a steady rate are not a load problem."""
+    from conftest import SHARED_CAPTURES
+
+    path = SHARED_CAPTURES / "torture" / "protos-c07-sip" / "derived_protos_c07_invites.pcap.gz"
+    if not path.exists():
+        pytest.skip("shared captures not present")
+    calls = analyze_file(str(path)).calls
+    assert sum(1 for c in calls if c.timeout_kind) > 3000
+    assert diagnose_capture(calls) == []
 
 
 def test_rejection_burst_is_evidence_on_each_refused_call() -> None:
@@ -423,3 +442,32 @@ def test_unreadable_identity_on_a_403(tmp_path) -> None:
     diagnosis, (finding,) = identity_finding(path)
     assert finding.kind == "identity_invalid" and finding.data["state"] == "malformed"
     assert finding.evidence[0].value.startswith("unreadable Identity header")
+
+
+@pytest.mark.parametrize("name", ["heplify/erspan_sip_ipv4_udp.pcapng", "sngrep/ipv6frag.pcap"])
+def test_hold_and_bracketed_ipv6_origins_are_not_alg_fingerprints(name: str) -> None:
+    """c=0.0.0.0 is a hold, not a rewrite; o= with [v6] brackets names the same address as c= without them."""
+    from conftest import SHARED_CAPTURES
+
+    path = SHARED_CAPTURES / name
+    if not path.exists():
+        pytest.skip("shared captures not present")
+    calls = analyze_file(str(path)).calls
+    assert calls
+    assert any(r.connections[0] == "0.0.0.0" or (r.origin_address or "").startswith("[")
+               for c in calls for r in c.sdp)
+    diagnoses = diagnose(calls)
+    assert not [f for d in diagnoses.values() for f in d.findings if f.kind == "sip_alg_rewrite"]
+
+
+def test_a_body_far_longer_than_its_content_length_is_not_an_alg() -> None:
+    """suricata-verify's sdp.pcap declares Content-Lengths 146 and 202 bytes short of the bodies: no ALG resizes so much."""
+    from conftest import SHARED_CAPTURES
+
+    path = SHARED_CAPTURES / "suricata-verify" / "sip-sdp__sdp.pcap"
+    if not path.exists():
+        pytest.skip("shared captures not present")
+    calls = analyze_file(str(path)).calls
+    assert sorted(r.body_excess for c in calls for r in c.addresses if r.body_excess) == [146, 202]
+    assert ALG_RESIZE_MAX < 146
+    assert not [f for d in diagnose(calls).values() for f in d.findings if f.kind == "sip_alg_rewrite"]

@@ -34,6 +34,7 @@ CAPACITY_BUSY_SHARE = 0.5  # a second is busy when its calls per second or concu
 CAPACITY_CONCENTRATION = 0.75  # ... and at least this share of the failures fall in busy seconds
 BLOCKING_CODES = frozenset((403, 603, 607, 608))  # refusals where a weak caller identity may be the reason
 IDENTITY_CODES = frozenset((428, 436, 437, 438))  # refusals that name the caller identity (RFC 8224)
+ALG_RESIZE_MAX = 64  # bytes: an ALG rewriting a few addresses changes a body by less; more is another fault
 ACK_GIVE_UP_S = (28.0, 40.0)  # a BYE this long after an unacknowledged 2xx: the UAS gave up (64*T1 = 32 s)
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10",
@@ -239,7 +240,7 @@ def _alg(call: Call) -> Attributed | None:
     first_contact: dict[tuple[str, str], str | None] = {}
     for record in call.addresses:
         where = f"{record.sender} ({record.message})"
-        if record.body_excess:
+        if 0 < abs(record.body_excess) <= ALG_RESIZE_MAX:
             more = record.body_excess > 0
             evidence.append(Evidence(f"Content-Length of the {where}",
                                      f"body {abs(record.body_excess)} bytes {'longer' if more else 'shorter'} than "
@@ -260,9 +261,10 @@ def _alg(call: Call) -> Attributed | None:
                                      record.frame, record.ts))
             kinds.append("contact_rewritten")
     for record in call.sdp:
-        if record.origin_address and record.connections and record.connections[0] and (
-            record.origin_address != record.connections[0] and _private(record.origin_address)
-            != _private(record.connections[0])
+        origin = (record.origin_address or "").strip("[]")
+        connection = record.connections[0] if record.connections else None
+        if origin and connection and connection not in ("0.0.0.0", "::") and (  # not a hold
+            origin != connection and _private(origin) != _private(connection)
         ):  # one rewritten, not the other
             evidence.append(Evidence(f"SDP o= and c= of the {record.sender} ({record.message})",
                                      f"o={record.origin_address} c={record.connections[0]}", record.frame, record.ts))
@@ -423,13 +425,13 @@ def _burst(call: Call, burst: list[Call] | None, status: Attributed | None) -> A
 def diagnose_capture(calls: list[Call]) -> list[Attributed]:
     """Capture-wide findings: `capacity_window` where capacity failures crowd into the busiest seconds.
 
-    Each second of the capture gets its calls per second (initial INVITEs sent in it) and its concurrency
-    (calls in progress during it, ringing or answered). A second is busy when either reaches
-    CAPACITY_BUSY_SHARE of the capture's peak; adjacent busy seconds form a window. A window is reported when
-    the capture has at least CAPACITY_MIN_FAILURES capacity failures (503, 486, 480, 408 or an INVITE timeout,
-    each placed at the second its INVITE was sent; route advances excluded), at least CAPACITY_CONCENTRATION
-    of them fall in busy seconds, the busy seconds are not the whole capture, and calls failed there more often
-    than elsewhere.
+    Each second of the capture gets its calls per second (initial INVITEs sent in it) and its concurrency (the
+    most calls in progress, ringing or answered, at any instant of it). A second is busy when either reaches
+    CAPACITY_BUSY_SHARE of the capture's peak and exceeds the median active second's. A run of adjacent busy
+    seconds holding at least CAPACITY_MIN_FAILURES capacity failures (503, 486, 480, 408 or an INVITE timeout,
+    each placed at the second its INVITE was sent; route advances excluded) is a window, reported when at
+    least CAPACITY_CONCENTRATION of the capture's capacity failures fall in busy seconds, the quiet seconds saw
+    at least CAPACITY_MIN_FAILURES attempts, and calls failed more often in busy seconds than in quiet ones.
     """
     placed = [c for c in calls if c.invite_ts is not None and not c.started_before_capture]
     if not placed:
@@ -453,16 +455,20 @@ def diagnose_capture(calls: list[Call]) -> list[Attributed]:
     total = sum(fails)
     if total < CAPACITY_MIN_FAILURES:
         return []
-    peak_cps, peak_conc = max(cps), max(concurrent)
-    busy = [cps[s] >= CAPACITY_BUSY_SHARE * peak_cps or concurrent[s] >= CAPACITY_BUSY_SHARE * peak_conc
-            for s in range(size)]
     active = [s for s in range(size) if cps[s] or concurrent[s]]
+    # busy: near the peak, and above the typical (median) second, so that steady traffic has no busy seconds
+    typical_cps = sorted(cps[s] for s in active)[len(active) // 2]
+    typical_conc = sorted(concurrent[s] for s in active)[len(active) // 2]
+    peak_cps, peak_conc = max(cps), max(concurrent)
+    busy = [(cps[s] >= CAPACITY_BUSY_SHARE * peak_cps and cps[s] > typical_cps)
+            or (concurrent[s] >= CAPACITY_BUSY_SHARE * peak_conc and concurrent[s] > typical_conc)
+            for s in range(size)]
     quiet = [s for s in active if not busy[s]]
     in_busy = sum(fails[s] for s in range(size) if busy[s])
-    if not quiet or in_busy < CAPACITY_CONCENTRATION * total:
-        return []
     attempts_busy = sum(cps[s] for s in range(size) if busy[s])
     attempts_quiet = sum(cps[s] for s in quiet)
+    if attempts_quiet < CAPACITY_MIN_FAILURES or in_busy < CAPACITY_CONCENTRATION * total:
+        return []  # nothing quiet to compare with, or the failures are not where the load is
     rate_busy = in_busy / attempts_busy if attempts_busy else 0.0
     rate_quiet = (total - in_busy) / attempts_quiet if attempts_quiet else 0.0
     if rate_busy <= rate_quiet:
@@ -477,8 +483,7 @@ def diagnose_capture(calls: list[Call]) -> list[Attributed]:
         while end + 1 < size and busy[end + 1]:
             end += 1
         window = range(s, end + 1)
-        window_fails = sum(fails[w] for w in window)
-        if window_fails:
+        if sum(fails[w] for w in window) >= CAPACITY_MIN_FAILURES:
             out.append(_capacity_window(first, window, cps, concurrent, failed, total, rate_busy, rate_quiet,
                                         max((cps[q] for q in quiet), default=0),
                                         max((concurrent[q] for q in quiet), default=0)))
@@ -488,11 +493,13 @@ def diagnose_capture(calls: list[Call]) -> list[Attributed]:
 
 def _concurrency(calls: list[Call], first: int, size: int) -> list[int]:
     """For each second, the most calls in progress (INVITE to end) at any instant of it."""
-    events = sorted([(c.invite_ts, 1) for c in calls] + [(max(c.invite_ts, c.end), -1) for c in calls])
+    # (time, 0 for a start / 1 for an end, step): at equal times a start comes first, so a call that ended
+    # as it began still counts
+    events = sorted([(c.invite_ts, 0, 1) for c in calls] + [(max(c.invite_ts, c.end), 1, -1) for c in calls])
     peak = [0] * size
     running = 0
     second = 0
-    for ts, step in events:  # at equal times an end (-1) sorts before a start
+    for ts, _, step in events:
         now = math.floor(ts) - first
         while second < now:  # seconds without an event keep the count they started with
             second += 1
