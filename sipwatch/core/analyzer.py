@@ -269,12 +269,12 @@ class Analyzer:
         if msg.body and not retransmission:
             self._sdp(call, msg, datagram)
         event = self._call_event(call, msg, datagram, retransmission)
-        if not retransmission and len(call.addresses) < 4 and (
-            (msg.method == "INVITE" and not msg.to.tag)
+        if len(call.addresses) < 4 and (
+            (msg.method == "INVITE" and not msg.to.tag and not retransmission)
             or (msg.status is not None and 200 <= msg.status < 300 and msg.cseq_method == "INVITE"
-                and msg.cseq == call.invite_cseq)
+                and msg.cseq == call.invite_cseq)  # 2xx retransmissions too: an ALG may rewrite one copy
         ):
-            self._addresses(call, msg, datagram)
+            self._addresses(call, msg, datagram, retransmission)
         if event is None:
             return
         new = next_state(call.state, event)
@@ -283,16 +283,19 @@ class Analyzer:
             return
         call.state = new
 
-    def _addresses(self, call: Call, msg: SipMessage, datagram: Datagram) -> None:
+    def _addresses(self, call: Call, msg: SipMessage, datagram: Datagram, retransmission: bool) -> None:
         try:
             contact = msg.contacts[0].uri.host if msg.contacts else None
         except SipParseError as exc:  # a broken Contact is evidence lost, not a message lost
             self.problems.report("sip_warning", f"unusable Contact header: {exc}", datagram.frame)
             contact = None
-        via = msg.top_via if msg.is_request else None
+        via = msg.top_via
         call.addresses.append(AddressRecord(
             datagram.frame, datagram.ts, "caller" if msg.is_request else "callee", msg.label, datagram.src, contact,
             via.host if via else None, via.received if via else None, via.rport if via else None,
+            via.port if via else None, retransmission,
+            msg.body_length_mismatch if datagram.transport is Transport.UDP else 0,
+            tuple(msg.headers.get("identity", ())),
         ))
 
     def _sdp(self, call: Call, msg: SipMessage, datagram: Datagram) -> None:

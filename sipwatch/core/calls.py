@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sipwatch.core.states import EARLY_STATES, CallState
 from sipwatch.model import Finding, Outcome
 from sipwatch.sip.codes import AUTH_CHALLENGES, invite_outcome
+from sipwatch.sip.identity import IdentityStatus, check_identity
 from sipwatch.sip.message import ReasonValue
 
 
@@ -50,7 +51,11 @@ class SdpRecord:
 
 @dataclass(slots=True)
 class AddressRecord:
-    """Where a message said its sender is (Contact, Via) and where it really came from: NAT evidence."""
+    """What an initial INVITE or its 2xx said about its sender, beside where it really came from.
+
+    NAT and SIP ALG evidence: Contact and Via against the packet's source, the body against its
+    Content-Length; and the caller identity (STIR/SHAKEN) the INVITE carried.
+    """
 
     frame: int
     ts: float
@@ -58,9 +63,13 @@ class AddressRecord:
     message: str
     source: str  # the packet's source IP
     contact_host: str | None
-    via_host: str | None  # top Via sent-by (requests: the sender's own)
-    via_received: str | None
-    via_rport: int | None
+    via_host: str | None  # top Via sent-by: a request's own; in a response, the caller's as echoed back
+    via_received: str | None  # its received= (RFC 3261 §18.2.1): where the responder saw the request come from
+    via_rport: int | None  # its rport= value (RFC 3581)
+    via_port: int | None = None  # top Via sent-by port
+    retransmission: bool = False  # a 2xx retransmission (recorded to compare its Contact with the first)
+    body_excess: int = 0  # UDP: body bytes captured minus Content-Length (an ALG that resized the SDP)
+    identity: tuple[str, ...] = ()  # Identity header lines of an INVITE (RFC 8224)
 
 
 @dataclass(slots=True)
@@ -116,7 +125,7 @@ class Call:
     open_at_end: bool = False
     anomalies: list[str] = field(default_factory=list)
     sdp: list[SdpRecord] = field(default_factory=list)  # every SDP of the call, in order
-    addresses: list[AddressRecord] = field(default_factory=list)  # initial INVITE and first 2xx
+    addresses: list[AddressRecord] = field(default_factory=list)  # initial INVITEs and 2xx (first four)
     streams: list = field(default_factory=list)  # RtpStream, filled when the call is retired
     findings: list[Finding] = field(default_factory=list)
     outcome: Outcome | None = None
@@ -158,6 +167,14 @@ class Call:
             return None
         end = self.bye_ts if self.bye_ts is not None else self.last_ts
         return max(0.0, end - self.answer_ts)
+
+    @property
+    def identity(self) -> IdentityStatus | None:
+        """The caller identity (STIR/SHAKEN) the last initial INVITE carried; None if no INVITE was captured."""
+        invite = next((r for r in reversed(self.addresses) if r.sender == "caller" and r.message == "INVITE"), None)
+        if invite is None:
+            return None
+        return check_identity(invite.identity, self.from_user, invite.ts, invite.frame)
 
     @property
     def completed_elsewhere(self) -> bool:

@@ -342,7 +342,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
           "SBC stripping unknown headers, Identity included",
           "Calling number not attributable to the account, so not signed"),
          ("rejected or blocked",),
-         ("sip:436", "sip:437", "sip:438")),
+         ("sip:436", "sip:437", "sip:438", "finding:identity_absent")),
     _rare(429, _C.AUTH, False,
           "The party asked to act on a REFER (a transfer) demands a signed Referred-By token from the "
           "referrer, and none was given.",
@@ -366,7 +366,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
          ("Certificate repository offline or behind a firewall",
           "Certificate URL mistyped in the signing service"),
          ("rejected or blocked",),
-         ("sip:428", "sip:437", "sip:438")),
+         ("sip:428", "sip:437", "sip:438", "finding:identity_invalid")),
     _sip(437, _C.BLOCKING, False,
          "The verifier obtained the signing certificate but will not accept it: not from a trusted STIR "
          "certificate authority, expired, revoked, or not covering the number.",
@@ -378,7 +378,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
          ("Signing certificate expired", "Certificate from an authority the terminating side does not "
           "trust", "Certificate revoked after a compliance action"),
          ("rejected or blocked",),
-         ("sip:428", "sip:436", "sip:438")),
+         ("sip:428", "sip:436", "sip:438", "finding:identity_invalid")),
     _sip(438, _C.BLOCKING, False,
          "The Identity header was present but its signature did not verify: the signed numbers or date do "
          "not match the request, the date is too old, or the signature is simply wrong.",
@@ -391,7 +391,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
          ("Number translated by an SBC after the call was signed", "Signing server clock drifting",
           "Call retried with an old Identity header"),
          ("rejected or blocked",),
-         ("sip:428", "sip:436", "sip:437")),
+         ("sip:428", "sip:436", "sip:437", "finding:identity_invalid")),
     _rare(439, _C.SERVER, False,
           "The registrar supports outbound connection reuse but the first proxy on the path does not, so "
           "the registration cannot rely on it.",
@@ -463,7 +463,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
           "Single-line device or trunk without a free line",
           "Hunt group offering calls to an agent whose status missed the active call"),
          ("agent busy",),
-         ("q850:17", "sip:600")),
+         ("q850:17", "sip:600", "finding:failure_burst")),
     _sip(487, _C.NORMAL, True,
          "The INVITE was ended by a CANCEL before anybody answered: the caller hung up while it rang, or a "
          "forking system withdrew this branch. It is the expected reply to a CANCEL, not an error.",
@@ -551,7 +551,8 @@ _ENTRIES: tuple[Knowledge, ...] = (
           "Server overloaded or in maintenance",
           "No gateway currently available for the destination"),
          ("capacity", "never connects"),
-         ("finding:route_advance", "q850:34", "q850:38", "q850:41", "q850:42", "q850:47")),
+         ("finding:route_advance", "q850:34", "q850:38", "q850:41", "q850:42", "q850:47", "finding:failure_burst",
+          "finding:capacity_window")),
     _sip(504, _C.NETWORK, True,
          "A proxy or gateway gave up waiting for the next server, or for a lookup (DNS, location service) "
          "it needed to route the call.",
@@ -647,7 +648,7 @@ _ENTRIES: tuple[Knowledge, ...] = (
           "Short-duration high-volume traffic flagged as suspicious",
           "Invalid or unallocated originating number"),
          ("rejected or blocked", "rejection list"),
-         ("sip:403", "sip:603", "sip:607")),
+         ("sip:403", "sip:603", "sip:607", "finding:identity_attestation", "finding:short_call")),
     # ----------------------------------------------------------------------------------------------------
     # SIP classes: codes the table does not list (RFC 3261 treats an unknown code like its class's x00)
     # ----------------------------------------------------------------------------------------------------
@@ -1030,7 +1031,8 @@ _ENTRIES: tuple[Knowledge, ...] = (
         ("Softphone at home behind a consumer router", "Remote office without an SBC",
          "SIP ALG rewriting the Via but not the SDP"),
         ("audio broken", "never connects"),
-        ("finding:media_address_mismatch", "finding:missing_ack", "finding:one_way_audio"),
+        ("finding:media_address_mismatch", "finding:missing_ack", "finding:one_way_audio",
+         "finding:sip_alg_rewrite"),
     ),
     _finding(
         "capture_loss", "Packets dropped by the capture", _C.NORMAL, False,
@@ -1153,6 +1155,121 @@ _ENTRIES: tuple[Knowledge, ...] = (
         ("Long queue at peak hour", "Calls ringing agents who are away"),
         ("abandoned",),
         ("sip:487", "finding:briefly_abandoned"),
+    ),
+
+    # ----------------------------------------------------------------------------------------------------
+    # Caller identity (STIR/SHAKEN), short calls, capacity, SIP ALGs
+    # ----------------------------------------------------------------------------------------------------
+    _finding(
+        "identity_absent", "No caller identity signature", _C.BLOCKING, False,
+        "The refused INVITE carried no Identity header: no STIR/SHAKEN PASSporT vouched for the calling "
+        "number. Networks that require one answer 428; call analytics and blocking services weigh its "
+        "absence when they refuse with 403, 607 or 608.",
+        "The network could not tell that your number really belongs to your company, so it did not trust "
+        "the call. Redialing is refused the same way; the provider must sign your calls.",
+        "Make sure the originating carrier signs this traffic (RFC 8224, RFC 8588) and that no SBC, PBX or "
+        "gateway on the path drops the Identity header. Check that the calling number is one the carrier "
+        "knows belongs to the account, or it will not be signed at all.",
+        ("Trunk provider not signing calls from this customer",
+         "SBC configured to strip headers it does not know",
+         "Calls entering from a gateway or an international route that carries no signature"),
+        ("rejected or blocked",),
+        ("sip:428",),
+    ),
+    _finding(
+        "identity_attestation", "Caller identity only partly attested", _C.BLOCKING, False,
+        "The INVITE's PASSporT vouched for the calling number with attestation B (the provider knows the "
+        "customer, not that the number is theirs) or C (the provider only knows where the call entered its "
+        "network). Analytics services treat B and C traffic with more suspicion than A, so it is blocked "
+        "or labelled more often.",
+        "Your provider signed the call but could not fully vouch for the number shown, and the receiving "
+        "side turned it away. The provider's set-up decides this, not you.",
+        "Ask the signing carrier why the calls get B or C: numbers not registered to the account, calls "
+        "presenting a number ported elsewhere, or traffic reaching the carrier through a gateway. Register "
+        "the numbers you present (or use ones the carrier assigned) so it can attest them with A.",
+        ("Calling number not assigned to the trunk that sends it",
+         "Wholesale or gateway traffic signed with C by the entry carrier",
+         "Outbound campaign presenting numbers of another provider"),
+        ("rejected or blocked",),
+        ("sip:608",),
+    ),
+    _finding(
+        "identity_invalid", "Caller identity signature unusable", _C.BLOCKING, False,
+        "The INVITE's Identity header would fail verification: it cannot be decoded, the number it signs "
+        "differs from the one in From, its iat is too far from when the call was sent, or the verifier "
+        "could not use its certificate. sipwatch compares the claims with the request but does not check "
+        "the signature, which needs the certificate and the network.",
+        "Your number was signed, but the signature did not hold up at the receiving network, which refused "
+        "the call. It has to be corrected where calls are signed.",
+        "Compare the PASSporT with the SIP request: orig.tn against From or P-Asserted-Identity after any "
+        "number rewriting, dest.tn against the Request-URI, iat against the signer's clock. Fetch the info "
+        "URL to check the certificate is reachable, valid and trusted.",
+        ("SBC adding or removing a + after signing", "Signing server clock wrong",
+         "Certificate URL unreachable from the terminating network", "Truncated or re-encoded header"),
+        ("rejected or blocked",),
+        ("sip:436", "sip:437", "sip:438"),
+    ),
+    _finding(
+        "short_call", "Very short answered call", _C.BLOCKING, False,
+        "The call was answered and hung up within a few seconds. One such call means little; many from "
+        "the same caller is what analytics engines count as robocalling, fraud or a dialler problem, and "
+        "they flag or block that caller's later traffic. A callee hanging up at once can also be reacting "
+        "to silence (audio that never started).",
+        "The call ended almost as soon as it was answered. If it was yours, the other person may have "
+        "heard nothing; if it happens a lot from one number, that number risks being labelled as spam.",
+        "Look at the share of calls under the threshold per calling number. Many short calls from a "
+        "campaign or dialler: fix the dialling pattern (answering-machine detection, abandoned calls, "
+        "lists) before analytics label the numbers. Short calls hung up by the callee with no RTP: check "
+        "the audio path of those calls first.",
+        ("Predictive dialler hanging up on answer", "Callee hanging up on a recorded message",
+         "Audio missing so the callee hangs up", "Fraud testing stolen numbers with brief calls"),
+        ("rejected or blocked",),
+        ("sip:608",),
+    ),
+    _finding(
+        "failure_burst", "Burst of busy or unavailable responses", _C.CAPACITY, True,
+        "Several calls were refused with 486, 480 or 503 within a couple of seconds. One busy callee is a "
+        "person; a burst of them is a trunk, gateway or server out of channels or sessions.",
+        "Several calls failed at the same moment because the system had no free line, not because of the "
+        "people called. Calls a little later may go through.",
+        "Find the element answering the burst (Server header, source address) and compare the moment with "
+        "its limits: channels or concurrent sessions on the trunk, licence limits, calls-per-second caps. "
+        "Spread the load (pacing, more channels, overflow routes) if the bursts repeat at peak times.",
+        ("Dialler firing a batch of calls at once into a small trunk", "PBX licence limit on concurrent calls",
+         "Gateway with all its channels in use"),
+        ("capacity",),
+        ("sip:486", "sip:503", "finding:capacity_window"),
+    ),
+    _finding(
+        "capacity_window", "Failures concentrated at peak load", _C.CAPACITY, True,
+        "Over the capture, the failures that signal a lack of room (503, 486, 480, 408 and INVITE timeouts) "
+        "crowd into the seconds with the most new calls or the most calls in progress, and are rarer at "
+        "quieter moments: a limit on calls per second or concurrent calls was reached.",
+        "Calls failed mostly when the phone system was at its busiest. At quieter times the same calls work.",
+        "Compare the window's calls per second and concurrent calls with the configured limits of the "
+        "trunk, carrier contract, SBC and PBX licence. Raise the limit, pace outbound traffic, or add an "
+        "overflow route; honour Retry-After on 503s rather than retrying at once.",
+        ("Outbound campaign exceeding the carrier's calls-per-second limit",
+         "More simultaneous calls than trunk channels at the hour's peak",
+         "Server overloaded during a traffic spike"),
+        ("capacity",),
+        ("sip:503", "finding:failure_burst"),
+    ),
+    _finding(
+        "sip_alg_rewrite", "SIP ALG rewrite", _C.NAT_ALG, False,
+        "A message shows that something on the path rewrote part of it: the body no longer matches its "
+        "Content-Length, the Contact was changed but not the Via beside it, a retransmission carries a "
+        "different Contact than the first copy, or the SDP's o= and c= addresses disagree. Routers' SIP "
+        "ALGs do this, and their half-done rewrites break calls.",
+        "Equipment in the network, usually the office router, altered the call set-up messages. Calls may "
+        "fail to connect, drop after half a minute or have one-way audio.",
+        "Switch off the SIP ALG (SIP helper, SIP fix-up, SIP passthrough) on routers and firewalls between "
+        "the phones and the server, and solve NAT on the SBC or with the phones' own traversal settings. A "
+        "wrong Content-Length alone makes receivers reject or misread the message.",
+        ("Consumer router with SIP ALG enabled by default", "Firewall SIP inspection rewriting SDP",
+         "ALG keeping per-flow state that differs between retransmissions"),
+        ("audio broken", "never connects"),
+        ("finding:nat_private_address",),
     ),
 )
 

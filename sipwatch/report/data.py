@@ -13,7 +13,7 @@ from sipwatch.core.calls import Call, MessageRecord
 from sipwatch.core.kpi import compute_kpis
 from sipwatch.core.media import RtpStream
 from sipwatch.core.result import Analysis
-from sipwatch.diagnosis.attribution import Attributed, Diagnosis, attribute, diagnose
+from sipwatch.diagnosis.attribution import Attributed, Diagnosis, attribute, diagnose, diagnose_capture
 from sipwatch.media.mos import estimate_mos
 from sipwatch.media.rtpstats import clock_rate_for
 from sipwatch.model import hostport
@@ -92,6 +92,7 @@ def call_to_dict(call: Call, diagnosis: Diagnosis | None = None) -> dict:
         "retry_after": call.retry_after,
         "user_agent": call.user_agent,
         "server": call.server,
+        "identity": None if (identity := call.identity) is None else identity.to_dict(),
         "first_frame": call.first_frame,
         "final_frame": call.final_frame,
         "anomalies": list(call.anomalies),
@@ -258,7 +259,8 @@ def analysis_to_dict(analysis: Analysis) -> dict:
         "summary": summary(analysis, diagnoses),
         "calls": [call_to_dict(c, diagnoses[c.number]) for c in analysis.calls],
         "unattached_streams": [stream_to_dict(s) for s in analysis.unattached_streams],
-        "findings": [finding_to_dict(attribute(f)) for f in analysis.findings],
+        "findings": [finding_to_dict(attribute(f)) for f in analysis.findings]
+        + [finding_to_dict(f) for f in diagnose_capture(analysis.calls)],
         "problems": [p.to_dict() for p in problems.kept],
         "problems_omitted": problems.omitted(),
     }
