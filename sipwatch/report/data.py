@@ -203,10 +203,13 @@ def finding_to_dict(finding: Attributed) -> dict:
     }
 
 
-def summary(analysis: Analysis, diagnoses: dict[int, Diagnosis] | None = None) -> dict:
+def summary(analysis: Analysis, diagnoses: dict[int, Diagnosis] | None = None,
+            capture_findings: list[Attributed] | None = None) -> dict:
     calls = analysis.calls
     if diagnoses is None:
         diagnoses = diagnose(calls)
+    if capture_findings is None:
+        capture_findings = _capture_findings(analysis)
     stats = analysis.stats
     outcomes = Counter(str(c.outcome) for c in calls)
     final = Counter(c.final_status for c in calls if c.final_status is not None)
@@ -227,7 +230,7 @@ def summary(analysis: Analysis, diagnoses: dict[int, Diagnosis] | None = None) -
         "truncated_messages": stats.truncated,
         "rtp_streams": sum(len(c.streams) for c in calls) + len(analysis.unattached_streams),
         "findings": dict(
-            Counter([f.kind for d in diagnoses.values() for f in d.findings] + [f.kind for f in analysis.findings])
+            Counter([f.kind for d in diagnoses.values() for f in d.findings] + [f.kind for f in capture_findings])
             .most_common()
         ),
         "causes": dict(Counter(str(d.cause) for d in diagnoses.values() if d.cause).most_common()),
@@ -235,10 +238,16 @@ def summary(analysis: Analysis, diagnoses: dict[int, Diagnosis] | None = None) -
     }
 
 
+def _capture_findings(analysis: Analysis) -> list[Attributed]:
+    """Findings about the capture as a whole: capture loss (core), capacity windows (diagnosis)."""
+    return [attribute(f) for f in analysis.findings] + diagnose_capture(analysis.calls)
+
+
 def analysis_to_dict(analysis: Analysis) -> dict:
     cap = analysis.capture
     problems = analysis.problems
     diagnoses = diagnose(analysis.calls)
+    capture_findings = _capture_findings(analysis)
     return {
         "schema": SCHEMA_VERSION,
         "capture": {
@@ -256,11 +265,10 @@ def analysis_to_dict(analysis: Analysis) -> dict:
                  "last": iso(f.last)} for f in cap.files
             ],
         },
-        "summary": summary(analysis, diagnoses),
+        "summary": summary(analysis, diagnoses, capture_findings),
         "calls": [call_to_dict(c, diagnoses[c.number]) for c in analysis.calls],
         "unattached_streams": [stream_to_dict(s) for s in analysis.unattached_streams],
-        "findings": [finding_to_dict(attribute(f)) for f in analysis.findings]
-        + [finding_to_dict(f) for f in diagnose_capture(analysis.calls)],
+        "findings": [finding_to_dict(f) for f in capture_findings],
         "problems": [p.to_dict() for p in problems.kept],
         "problems_omitted": problems.omitted(),
     }
