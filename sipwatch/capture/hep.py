@@ -335,14 +335,17 @@ class HepUnwrapper:
 
     TCP payloads get consecutive sequence numbers per direction, so the TCP reassembler joins them into a
     stream in arrival order. Counters: `packets` (HEP packets decoded), `frames` (frames made), `malformed`,
-    `other` (decoded, but an agent's report or log line rather than wire bytes, per protocol name) and
-    `unknown_chunks`. Problems go to `problems`.
+    `other` (decoded, but an agent's report or log line rather than wire bytes, per protocol name),
+    `unknown_chunks`, and `auth_failed` (with a `password`, packets whose key chunk differs: dropped).
+    Problems go to `problems`.
     """
 
     MAX_FLOWS = 65536
 
-    def __init__(self, problems: ProblemLog | None = None) -> None:
+    def __init__(self, problems: ProblemLog | None = None, password: str | None = None) -> None:
         self.problems = problems if problems is not None else ProblemLog()
+        self.password = password.encode() if password else None
+        self.auth_failed = 0
         self.packets = 0
         self.frames = 0
         self.malformed = 0
@@ -361,6 +364,9 @@ class HepUnwrapper:
             self.problems.add(hep.problem(frame, where))
             return None
         self.packets += 1
+        if self.password is not None and hep.auth_key != self.password:
+            self.auth_failed += 1
+            return None
         if hep.unknown_chunks:
             self.unknown_chunks += len(hep.unknown_chunks)
             vendor, ctype, off = hep.unknown_chunks[0]
