@@ -436,6 +436,8 @@ def encode_hep3(
     """One HEPv3 packet. The chunks come in the order sngrep's and captagent's receivers expect (the
     fixed-size ones first, then addresses, key and payload); correlation id and node name follow the payload.
     Raises ValueError when the packet would exceed HEP's 65535 bytes or an address is not an IP address."""
+    if len(payload) > 0xFFFF - 6:
+        raise ValueError(f"a {len(payload)}-byte payload does not fit in a HEP chunk")
     six = ":" in src
     family = socket.AF_INET6 if six else socket.AF_INET
     sec = int(ts)

@@ -77,13 +77,15 @@ def _resolve(endpoint: HepEndpoint, kind: int, passive: bool) -> tuple:
 
 
 class _TcpConnection:
-    __slots__ = ("sock", "peer", "buf", "consumed")
+    __slots__ = ("sock", "peer", "buf", "consumed", "garbage", "garbage_at")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
         self.buf = bytearray()
         self.consumed = 0  # stream bytes before buf[0], for problem offsets
+        self.garbage = 0  # bytes being skipped while looking for the next "HEP3"
+        self.garbage_at = 0
 
 
 class HepListener:
@@ -183,10 +185,9 @@ class HepListener:
                 if level == socket.SOL_SOCKET and ctype == SO_RXQ_OVFL and len(cdata) >= 4:
                     self.kernel_drops = int.from_bytes(cdata[:4], sys.byteorder)
             self.datagrams += 1
-            self._take(data, peer, out)
+            self._take(data, f"{peer[0]}:{peer[1]}", out)
 
-    def _take(self, data: bytes, peer, out: list[FrameTuple]) -> None:
-        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+    def _take(self, data: bytes, where: str, out: list[FrameTuple]) -> None:
         got = self.unwrapper.unwrap(data, fallback_ts=self.clock(), where=where)
         if got is not None:
             out.append((got.ts, got.linktype, got.frame))
@@ -222,23 +223,25 @@ class HepListener:
             return
         buf = conn.buf
         buf += chunk
-        # HEP3 messages back to back, each framed by its own length field; garbage is skipped up to the next
-        # "HEP3" magic and reported with its offset in the connection's stream.
+        n = len(buf)
+        # HEP3 messages back to back, each framed by its own length field. Bytes that do not start one are
+        # skipped up to the next "HEP3" magic and reported once, with their offset in the connection's stream.
         pos = 0
-        while len(buf) - pos >= 6:
+        while n - pos >= 4:
             if buf[pos : pos + 4] != b"HEP3":
                 nxt = buf.find(b"HEP3", pos + 1)
-                skip_to = nxt if nxt >= 0 else max(pos, len(buf) - 3)
-                self.unwrapper.malformed += 1
-                self.problems.report(
-                    "hep_malformed",
-                    f"HEP over TCP from {conn.peer}, stream byte {conn.consumed + pos}: {skip_to - pos} bytes "
-                    "that do not start with \"HEP3\" skipped",
-                )
-                pos = skip_to
+                end = nxt if nxt >= 0 else n - 3
+                if not conn.garbage:
+                    conn.garbage_at = conn.consumed + pos
+                conn.garbage += end - pos
+                pos = end
                 if nxt < 0:
                     break
                 continue
+            if conn.garbage:
+                self._report_garbage(conn)
+            if n - pos < 6:
+                break
             length = (buf[pos + 4] << 8) | buf[pos + 5]
             if length < 6:
                 self.unwrapper.malformed += 1
@@ -249,16 +252,27 @@ class HepListener:
                 )
                 pos += 4
                 continue
-            if len(buf) - pos < length:
+            if n - pos < length:
                 break
             message = bytes(buf[pos : pos + length])
             pos += length
             self.datagrams += 1
-            self._take(message, (conn.peer,), out)
+            self._take(message, conn.peer, out)
         del buf[:pos]
         conn.consumed += pos
 
+    def _report_garbage(self, conn: _TcpConnection) -> None:
+        self.unwrapper.malformed += 1
+        self.problems.report(
+            "hep_malformed",
+            f"HEP over TCP from {conn.peer}, stream byte {conn.garbage_at}: {conn.garbage} bytes that do not "
+            'start with "HEP3" skipped',
+        )
+        conn.garbage = 0
+
     def _drop_connection(self, conn: _TcpConnection) -> None:
+        if conn.garbage:
+            self._report_garbage(conn)
         if conn.buf:
             self.problems.report(
                 "hep_malformed",
