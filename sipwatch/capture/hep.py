@@ -23,6 +23,8 @@ from sipwatch.model import Problem, ProblemLog, Transport
 
 HEP_PORT = 9060
 LINKTYPE_RAW = 101
+# First byte of a HEP packet: "H" of "HEP3", or version 1 or 2. A cheap test before `is_hep` on a hot path.
+HEP_LEAD_BYTES = frozenset((0x48, 0x01, 0x02))
 
 # Chunk types of vendor 0 (generic), HEP3_rev12 and heplify-server's decoder.
 CHUNK_IP_FAMILY = 0x0001
