@@ -542,6 +542,25 @@ def test_listener_password_and_garbage() -> None:
     assert c["auth_failed"] == 1 and c["malformed"] == 3
 
 
+def test_ipv6_listener_from_sender() -> None:
+    """A collector on IPv6 loopback, fed by the sender: addresses, ports, time and payload survive."""
+    sip = (b"OPTIONS sip:a@[2001:db8::2] SIP/2.0\r\nFrom: <sip:b@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: six@x\r\n"
+           b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    d = Datagram(1, 1764000000.000001, "2001:db8::1", 5060, "2001:db8::2", 5062, Transport.UDP, sip)
+    try:
+        listener = HepListener("udp:[::1]:0")
+    except UsageError as exc:
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    with listener, HepSender(f"udp:[::1]:{listener.address[1]}", capture_id=3) as sender:
+        assert sender.send_sip(d)
+        frames: list = []
+        _wait_frames(listener, frames, 1)
+    assert sipwatch_sip(decode_frames(frames)) == sipwatch_sip([d])
+    empty = encode_hep3(1.0, "192.0.2.1", 1, "192.0.2.2", 2, "udp", b"")
+    unwrapper = HepUnwrapper()
+    assert unwrapper.unwrap(empty) is None and unwrapper.other == {"empty": 1}
+
+
 # --- round trip, framing, malformed -------------------------------------------------------------------
 
 

@@ -379,7 +379,7 @@ class HepUnwrapper:
                 frame,
             )
         if not hep.is_frame_payload:
-            name = hep.proto_name
+            name = hep.proto_name if hep.payload else "empty"  # keep-alives carry no payload
             self.other[name] = self.other.get(name, 0) + 1
             return None
         ts = hep.ts if hep.ts is not None else fallback_ts
