@@ -117,7 +117,8 @@ class HepListener:
         family, _, _, _, address = _resolve(self.endpoint, kind, passive=True)
         sock = socket.socket(family, kind)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:  # not for UDP: two collectors would share the port silently
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if kind == socket.SOCK_DGRAM:
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
