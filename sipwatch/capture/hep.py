@@ -158,10 +158,9 @@ def is_hep(payload: bytes) -> bool:
         head += 12
     if n <= head:
         return False
-    # A v1/v2 header has no magic: ask the payload to start like SIP (a method or "SIP/2.0"), the only
-    # thing agents ever sent with these versions, so that other UDP traffic is not taken for HEP.
-    first = payload[head : head + 8]
-    return first[:1].isalpha() and first[:1].isupper()
+    # A v1/v2 header has no magic: ask the payload to start like SIP (a method or "SIP/2.0": an uppercase
+    # letter), the only thing agents sent with these versions, so that other UDP traffic is not taken for HEP.
+    return 0x41 <= payload[head] <= 0x5A
 
 
 def decode_hep(data: bytes) -> HepPacket | HepError:
