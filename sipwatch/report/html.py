@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 
 from sipwatch.diagnosis.knowledge import CATEGORY_DESCRIPTIONS, Category
 from sipwatch.report.data import status_label, stream_rows
 from sipwatch.report.ladder import endpoints
 from sipwatch.report.markdown import MAX_CARDS
 from sipwatch.report.svg import (
+    MEDIA_COLOUR,
     MESSAGE_COLOURS,
     Bar,
     Metric,
@@ -75,9 +77,8 @@ def render_html(data: dict) -> str:
         _streams_section(data),
         _calls_table(data["calls"]),
         _problems(data),
-        f'<footer>sipwatch post-mortem · report schema {esc(data.get("schema"))} · '
-        f"generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} · self-contained: no script, "
-        "no network</footer>",
+        f'<footer>sipwatch {esc(_version())} post-mortem · report schema {esc(data.get("schema"))} · '
+        "self-contained: no script, no network · times in UTC</footer>",
     ]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -88,6 +89,13 @@ def render_html(data: dict) -> str:
         '<link rel="icon" href="data:,">'
         f"<style>{_CSS}</style></head><body><main>" + "".join(body) + "</main></body></html>\n"
     )
+
+
+def _version() -> str:
+    try:
+        return version("sipwatch")
+    except PackageNotFoundError:
+        return ""
 
 
 def _section(anchor: str, title: str, content: str) -> str:
@@ -137,7 +145,7 @@ def _header(data: dict) -> str:
 
 
 def _time(iso: str | None) -> str:
-    return "-" if not iso else f"{iso[:10]} {iso[11:23]} UTC"
+    return "–" if not iso else f"{iso[:10]} {iso[11:23]} UTC"
 
 
 def _kpis(kpi: dict) -> str:
@@ -272,8 +280,10 @@ def _card(c: dict) -> str:
     if messages:
         columns = endpoints(c)
         dropped = c.get("signalling_dropped") or 0
+        drawn_media = sum(1 for s in c["streams"] if s["direction"])
+        media = f", with {_count(drawn_media, 'RTP stream')}" if drawn_media else ""
         out.append(f'<details class="ladder" open><summary>Ladder: {_count(len(messages), "SIP message")} between '
-                   f'{_count(len(columns), "address")}'
+                   f'{_count(len(columns), "address")}{media}'
                    f'{f", {dropped} more not kept" if dropped else ""}</summary>'
                    f'<div class="scroll">{ladder_svg(c, columns, anchor)}</div></details>')
     out.append("</article>")
@@ -363,7 +373,8 @@ def _streams_section(data: dict) -> str:
         Metric("jitter max", " ms", max_jitter, lambda v: "#dc2626" if v > 40 else "#f59e0b" if v > 20 else "#16a34a"),
         Metric("MOS", "", 5.0, _mos_colour),
     ]
-    title = f"Loss, maximum jitter and estimated MOS of the {len(drawn)} worst of {len(streams)} RTP streams"
+    title = (f"Loss, maximum jitter and estimated MOS per RTP stream, worst first"
+             f"{f' ({len(drawn)} of {len(streams)} drawn)' if len(drawn) < len(streams) else ''}")
     bands = Counter(next(name for floor, name, _ in MOS_BANDS if s["mos"] >= floor) if s["mos"] is not None
                     else "unknown codec" for s in streams)
     band_bars = [Bar(f"MOS {name} ({'≥' + str(floor) if floor else '<3.1'})", bands[name], colour)
@@ -371,9 +382,10 @@ def _streams_section(data: dict) -> str:
         [Bar("MOS unknown", bands["unknown codec"], "#94a3b8")] if bands["unknown codec"] else [])
     more = (f'<p class="more">{len(streams) - len(drawn)} better streams not drawn.</p>'
             if len(streams) > len(drawn) else "")
+    band_title = f"Streams per estimated MOS band ({_count(len(streams), 'stream')})"
     content = (
         f'<div class="grid">{_figure(title, metric_rows(rows, metrics, title), "wide")}'
-        f'{_figure(f"Streams per estimated MOS band ({len(streams)} streams)", bar_chart(band_bars, "Streams per MOS band"))}'
+        f"{_figure(band_title, bar_chart(band_bars, 'Streams per MOS band'))}"
         "</div>" + more
         + f"<h3 class=\"sub\">Worst RTP streams</h3>{_stream_table(worst[:MAX_STREAM_ROWS], with_call=True)}"
     )
@@ -458,7 +470,9 @@ _LADDER_LEGEND = (
     + "".join(f'<span><i style="background:{MESSAGE_COLOURS[k]}"></i>{name}</span>' for k, name in (
         ("req", "request"), ("prov", "1xx provisional"), ("ok", "2xx success"), ("redir", "3xx redirect"),
         ("err", "4xx–6xx error")))
-    + '<span><i class="dashed"></i>retransmission (retr.)</span><span class="muted">time column: capture time (UTC) '
+    + '<span><i class="dashed"></i>retransmission (retr.)</span>'
+    f'<span><i class="media" style="background:{MEDIA_COLOUR}"></i>RTP stream, at its first packet</span>'
+    '<span class="muted">time column: capture time (UTC) '
     "and seconds since the call's first message; #: frame number</span></p>"
 )
 
@@ -514,6 +528,7 @@ svg.ladder .time,svg.ladder .delta,svg.ladder .frame{font-size:10.5px;fill:#4755
 svg.ladder .label{font-size:11px;font-weight:600}
 svg.ladder .err .label{font-weight:800}
 svg.ladder .retr .label{font-style:italic;font-weight:400}
+svg.ladder .media-label{font-size:10.5px;font-weight:600}
 svg.ladder .msg:target .label,svg.ladder .msg:hover .label{text-decoration:underline}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;margin:6px 0 0;font-size:11px}
 .legend i{display:inline-block;width:12px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
@@ -538,7 +553,7 @@ meter{width:60px;height:9px;vertical-align:-1px}
 .meta div{display:flex;gap:8px;min-width:0}
 .meta dt{color:var(--muted);flex:0 0 90px}
 .meta dd{margin:0;overflow-wrap:anywhere;font-size:12px}
-.evidence{table-layout:fixed}.evidence th:nth-child(1){width:64px}.evidence th:nth-child(2){width:130px}
+.evidence{table-layout:fixed}.evidence th:nth-child(1){width:64px}.evidence th:nth-child(2){width:150px}
 .evidence th:nth-child(3){width:30%}.evidence td:nth-child(2){white-space:nowrap}
 .retry{margin:8px 0}.retry.yes strong{color:#15803d}.retry.no strong{color:#b91c1c}
 .advice{display:grid;grid-template-columns:1fr 1fr;gap:12px}
@@ -554,6 +569,9 @@ summary{cursor:pointer;font-weight:600}
 footer{margin-top:24px;color:var(--muted);font-size:11px;border-top:1px solid var(--line);padding-top:8px}
 @media (max-width:900px){.kpis{grid-template-columns:repeat(3,1fr)}.advice{grid-template-columns:1fr}}
 @media print{body{background:#fff;font-size:11px}main{max-width:none;padding:0}
-.card,.panel,.kpi{break-inside:avoid}details.ladder{break-inside:auto}
-header.top{border:1px solid #000}.scroll{overflow:visible}a{color:inherit;text-decoration:none}}
+.card,.panel,.kpi,tr{break-inside:avoid}details.ladder{break-inside:auto}h2,h3,h4{break-after:avoid}
+header.top{background:#fff;color:var(--ink);border:2px solid var(--ink)}
+header.top .kicker,.facts dt{color:var(--muted)}.verdict.good{color:#15803d}.verdict.bad{color:#b91c1c}
+.kpis{grid-template-columns:repeat(9,1fr);gap:4px}.kpi{padding:3px 6px}.kpi .v{font-size:13px}
+.grid{grid-template-columns:1fr 1fr}.scroll{overflow:visible}a{color:inherit;text-decoration:none}}
 """
