@@ -224,11 +224,16 @@ def test_scales_to_many_calls_endpoints_and_messages() -> None:
                          "ts": call["signalling"][0]["ts"] + i, "retransmission": i % 7 == 0})
     calls = [{**call, "number": n, "signalling": messages, "start_ts": call["start_ts"] + n * 30}
              for n in range(1, 81)]
+    calls[74] = {**calls[74], "cause": "capacity"}  # one call of another pattern, late in the capture
     data = {**data, "calls": calls}
     root = parse(render_html(data))
     cards = root.find_all("article", "card")
-    assert len(cards) == 50  # as the Markdown post-mortem, at most MAX_CARDS
+    assert len(cards) == 50  # as the Markdown post-mortem, at most MAX_CARDS...
     assert "30 more failed or degraded calls" in root.all_text()
+    numbers = [int(card.attrs["id"].removeprefix("call-")) for card in cards]
+    assert numbers == list(range(1, 50)) + [75]  # ...but every pattern keeps a card
+    patterns = root.find_all("div", "patterns")[0].find_all("tbody")[0].find_all("tr")
+    assert [row.find_all("td")[3].all_text() for row in patterns] == ["79", "1"]
     ladder = cards[0].find_all("svg", "ladder")[0]
     assert len(ladder.find_all("g", "msg")) == 60 and len(ladder.find_all("g", "endpoint")) == 6
     xs = [float(line.attrs["x1"]) for line in ladder.find_all("line", "life")]

@@ -144,6 +144,11 @@ def _header(data: dict) -> str:
     return "".join(out)
 
 
+def _clock(iso: str | None) -> str:
+    """Time of day to the millisecond (UTC), for tables."""
+    return "–" if not iso else esc(iso[11:23])
+
+
 def _time(iso: str | None) -> str:
     return "–" if not iso else f"{iso[:10]} {iso[11:23]} UTC"
 
@@ -172,12 +177,12 @@ def _summary(data: dict) -> str:
                    f"{outcome_table or '<tr><td colspan=2>no calls</td></tr>'}</tbody></table></div>")
     codes = [Bar(status_label(int(code)), n, _status_colour(int(code))) for code, n in summ["final_status"].items()]
     figures.append(_figure("Final responses to the INVITE (calls per status code)",
-                           bar_chart(codes, "Calls per final status code")))
+                           bar_chart(codes, "Calls per final status code", empty="no final responses")))
     healthy = summ["calls"] - sum(summ["causes"].values())
     causes = [Bar(CATEGORY_NAMES.get(k, k), n, CATEGORY_COLOURS.get(k, "#64748b")) for k, n in summ["causes"].items()]
     figures.append(_figure(f"Causes of failed or degraded calls ({healthy} healthy)",
                            bar_chart(causes, "Calls per cause category", empty="no failed or degraded calls")))
-    if summ["responses"]:
+    if summ["responses"] or summ["requests"]:
         responses = [Bar(status_label(int(code)), n, _status_colour(int(code)))
                      for code, n in summ["responses"].items()]
         requests = [Bar(method, n, MESSAGE_COLOURS["req"]) for method, n in summ["requests"].items()]
@@ -233,11 +238,58 @@ def _duration(seconds: float) -> str:
 def _cards(troubled: list[dict]) -> str:
     if not troubled:
         return '<p class="good">None: every call that the capture saw through was answered and healthy.</p>'
-    out = [_LADDER_LEGEND] + [_card(c) for c in troubled[:MAX_CARDS]]
-    if len(troubled) > MAX_CARDS:
-        out.append(f'<p class="more">… {len(troubled) - MAX_CARDS} more failed or degraded calls are not shown as '
-                   "cards (see the calls table below and the JSON report for all).</p>")
+    patterns = _patterns(troubled)
+    shown = _pick_cards(troubled, patterns)
+    out = [_patterns_table(patterns, {c["number"] for c in shown}, len(troubled)), _LADDER_LEGEND]
+    out += [_card(c) for c in shown]
+    if len(troubled) > len(shown):
+        out.append(f'<p class="more">… {len(troubled) - len(shown)} more failed or degraded calls are not shown as '
+                   "cards: every failure pattern above has at least its first call shown (see the calls table below "
+                   "and the JSON report for all).</p>")
     return "".join(out)
+
+
+def _pattern_key(call: dict) -> tuple[str, str]:
+    principal = principal_finding(call)
+    return call["cause"] or "", principal["kind"] if principal else ""
+
+
+def _patterns(troubled: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Failed calls grouped by cause and principal finding, the most frequent first."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for call in troubled:
+        groups.setdefault(_pattern_key(call), []).append(call)
+    return dict(sorted(groups.items(), key=lambda item: -len(item[1])))
+
+
+def _pick_cards(troubled: list[dict], patterns: dict[tuple[str, str], list[dict]]) -> list[dict]:
+    """At most MAX_CARDS calls, in call order: the first call of every pattern, then the earliest others."""
+    chosen = {calls[0]["number"] for calls in list(patterns.values())[:MAX_CARDS]}
+    for call in troubled:
+        if len(chosen) >= MAX_CARDS:
+            break
+        chosen.add(call["number"])
+    return [c for c in troubled if c["number"] in chosen]
+
+
+def _patterns_table(patterns: dict[tuple[str, str], list[dict]], shown: set[int], total: int) -> str:
+    rows = []
+    for (cause, kind), calls in patterns.items():
+        principal = principal_finding(calls[0])
+        examples = ", ".join([f'<a href="#call-{c["number"]}">{c["number"]}</a>' for c in calls
+                              if c["number"] in shown][:5])
+        rows.append(
+            f"<tr><td>{_cause_badge(cause)}</td><td class=\"mono\">{esc(kind)}</td>"
+            f"<td>{esc(principal['detail'] if principal else '')}</td><td class=\"n\">{len(calls)}</td>"
+            f'<td class="n">{100 * len(calls) / total:.0f}%</td>'
+            f'<td class="mono">{_clock(calls[0]["start"])}</td>'
+            f'<td class="mono">{_clock(calls[-1]["start"])}</td><td>{examples or "–"}</td></tr>'
+        )
+    head = "".join(f'<th scope="col"{" class=n" if n else ""}>{h}</th>' for h, n in (
+        ("cause", False), ("finding", False), ("detail (first call)", False), ("calls", True), ("share", True),
+        ("first (UTC)", False), ("last", False), ("cards", False)))
+    return (f'<div class="scroll patterns"><table><caption>Failure patterns: calls per cause and principal finding'
+            f'</caption><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def principal_finding(call: dict) -> dict | None:
@@ -324,9 +376,9 @@ def _evidence(evidence: list[dict], anchor: str, drawn: set[int]) -> str:
     for e in evidence:
         frame = (f'<a href="#{anchor}-f{e["frame"]}">{e["frame"]}</a>' if e["frame"] in drawn
                  else str(e["frame"]) if e["frame"] else "–")
-        rows.append(f'<tr><td class="n">{frame}</td><td class="mono">{esc(_time(e["at"])[11:] if e["at"] else "–")}'
+        rows.append(f'<tr><td class="n">{frame}</td><td class="mono">{_clock(e["at"])}'
                     f'</td><td>{esc(e["what"])}</td><td>{esc(e["value"]) or "–"}</td></tr>')
-    return ('<table class="evidence"><thead><tr><th scope="col" class="n">frame</th><th scope="col">time</th>'
+    return ('<table class="evidence"><thead><tr><th scope="col" class="n">frame</th><th scope="col">time (UTC)</th>'
             '<th scope="col">what</th><th scope="col">value</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
@@ -431,7 +483,7 @@ def _calls_table(calls: list[dict]) -> str:
         number = (f'<a href="#call-{c["number"]}">{c["number"]}</a>' if c["cause"] else str(c["number"]))
         final = f"{c['final_status']} {c['reason']['phrase'] or ''}".strip() if c["final_status"] else "–"
         rows.append(
-            f'<tr><td class="n">{number}</td><td class="mono">{esc(_time(c["start"])[11:])}</td>'
+            f'<tr><td class="n">{number}</td><td class="mono">{_clock(c["start"])}</td>'
             f"<td>{esc(c['from_user'] or c['from'])}</td><td>{esc(c['to_user'] or c['to'])}</td>"
             f"<td>{_outcome_badge(c['outcome'])}</td><td>{esc(final)}</td><td>{_cause_badge(c['cause'])}</td>"
             f'<td class="n">{"–" if c["pdd_ms"] is None else c["pdd_ms"]}</td>'
@@ -538,7 +590,10 @@ table{border-collapse:collapse;width:100%;background:var(--panel)}
 th,td{text-align:left;padding:3px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:#334155;background:#f8fafc}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.patterns td.mono,.calls td.mono,.evidence td.mono{white-space:nowrap}
 table.compact td{padding:2px 8px}
+caption{text-align:left;font-weight:600;padding:6px 8px;background:var(--panel)}
+.patterns{margin-bottom:12px;border:1px solid var(--line);border-radius:6px}
 .scroll{overflow-x:auto}
 .badge{display:inline-block;color:#fff;font-size:11px;font-weight:600;border-radius:3px;padding:1px 7px;
 margin-right:4px;white-space:nowrap}
@@ -553,7 +608,7 @@ meter{width:60px;height:9px;vertical-align:-1px}
 .meta div{display:flex;gap:8px;min-width:0}
 .meta dt{color:var(--muted);flex:0 0 90px}
 .meta dd{margin:0;overflow-wrap:anywhere;font-size:12px}
-.evidence{table-layout:fixed}.evidence th:nth-child(1){width:64px}.evidence th:nth-child(2){width:150px}
+.evidence{table-layout:fixed}.evidence th:nth-child(1){width:64px}.evidence th:nth-child(2){width:120px}
 .evidence th:nth-child(3){width:30%}.evidence td:nth-child(2){white-space:nowrap}
 .retry{margin:8px 0}.retry.yes strong{color:#15803d}.retry.no strong{color:#b91c1c}
 .advice{display:grid;grid-template-columns:1fr 1fr;gap:12px}
@@ -562,7 +617,7 @@ meter{width:60px;height:9px;vertical-align:-1px}
 details{margin-top:10px}
 summary{cursor:pointer;font-weight:600}
 .finding{border-top:1px dashed var(--line);margin-top:8px;padding-top:4px}
-.finding h3,.finding h4{display:flex;flex-wrap:wrap;gap:8px;align-items:center;text-transform:none;letter-spacing:0}
+.finding>h3,.finding>h4{display:flex;flex-wrap:wrap;gap:8px;align-items:center;text-transform:none;letter-spacing:0}
 .more{color:var(--muted);font-style:italic}
 .good{color:#15803d}
 .dot{display:inline-block;width:8px;height:8px;border-radius:50%;margin-right:5px}
