@@ -465,8 +465,12 @@ class DevTools:
         self.events: list[dict] = []
 
     def close(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=30)
+        try:
+            os.write(self._to_child, json.dumps({"id": 0, "method": "Browser.close", "params": {}}).encode() + b"\0")
+            self.process.wait(timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait(timeout=30)
         os.close(self._to_child)
         os.close(self._from_child)
 
@@ -550,7 +554,7 @@ def render_in_chromium(page: Path, tmp_path: Path) -> Rendered:
             problems.append(f"log {params['entry']['level']}: {params['entry']['text']} {params['entry'].get('url', '')}")
         elif method == "Page.javascriptDialogOpening":
             problems.append(f"dialog: {params['message']}")
-        elif method == "Network.requestWillBeSent" and params["request"]["url"] != page.as_uri():
+        elif method == "Network.requestWillBeSent" and params["request"]["url"] not in (page.as_uri(), "data:,"):
             problems.append(f"request: {params['request']['url']}")
     return Rendered(problems, facts)
 

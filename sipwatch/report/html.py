@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import NamedTuple
 
 from sipwatch.diagnosis.knowledge import CATEGORY_DESCRIPTIONS, Category
 from sipwatch.report.data import status_label, stream_rows
@@ -69,14 +70,19 @@ def render_html(data: dict) -> str:
     """The post-mortem page of the report data."""
     cap = data["capture"]
     troubled = [c for c in data["calls"] if c["cause"]]
-    body = [
-        _header(data),
+    candidates = [
         _summary(data),
-        _section("failures", f"Failures and degraded calls ({len(troubled)})", _cards(troubled)),
+        Section("failures", f"Failures and degraded calls ({len(troubled)})", _cards(troubled)),
         _capture_findings(data["findings"]),
-        _streams_section(data),
+        _streams(data),
         _calls_table(data["calls"]),
         _problems(data),
+    ]
+    sections = [section for section in candidates if section is not None]
+    body = [
+        _header(data),
+        _contents(sections),
+        *map(str, sections),
         f'<footer>sipwatch {esc(_version())} post-mortem · report schema {esc(data.get("schema"))} · '
         "self-contained: no script, no network · times in UTC</footer>",
     ]
@@ -91,6 +97,11 @@ def render_html(data: dict) -> str:
     )
 
 
+def _contents(sections: list[Section]) -> str:
+    links = " · ".join(f'<a href="#{s.anchor}">{esc(s.title)}</a>' for s in sections)
+    return f'<nav aria-label="Sections">{links}</nav>'
+
+
 def _version() -> str:
     try:
         return version("sipwatch")
@@ -98,8 +109,13 @@ def _version() -> str:
         return ""
 
 
-def _section(anchor: str, title: str, content: str) -> str:
-    return f'<section id="{anchor}"><h2>{esc(title)}</h2>{content}</section>'
+class Section(NamedTuple):
+    anchor: str
+    title: str
+    content: str
+
+    def __str__(self) -> str:
+        return f'<section id="{self.anchor}"><h2>{esc(self.title)}</h2>{self.content}</section>'
 
 
 def _count(n: int, noun: str) -> str:
@@ -166,7 +182,7 @@ def _kpis(kpi: dict) -> str:
     return f'<div class="kpis" role="group" aria-label="Key performance indicators">{"".join(tiles)}</div>{note}'
 
 
-def _summary(data: dict) -> str:
+def _summary(data: dict) -> Section:
     summ = data["summary"]
     figures = [_figure("Calls over time, by outcome", _time_chart(data["calls"]), "wide")]
     outcome_table = "".join(
@@ -188,7 +204,7 @@ def _summary(data: dict) -> str:
         requests = [Bar(method, n, MESSAGE_COLOURS["req"]) for method, n in summ["requests"].items()]
         figures.append(_figure("SIP messages: requests per method and responses per code",
                                bar_chart(requests + responses, "SIP messages per method and status code")))
-    return _section("summary", "Summary", _kpis(summ["kpi"]) + f'<div class="grid">{"".join(figures)}</div>')
+    return Section("summary", "Summary", _kpis(summ["kpi"]) + f'<div class="grid">{"".join(figures)}</div>')
 
 
 def _figure(caption: str, svg: str, cls: str = "") -> str:
@@ -397,10 +413,10 @@ def _finding(f: dict, anchor: str, drawn: set[int], level: int) -> str:
 # --- capture-wide -----------------------------------------------------------------------------------------------
 
 
-def _capture_findings(findings: list[dict]) -> str:
+def _capture_findings(findings: list[dict]) -> Section | None:
     if not findings:
-        return ""
-    return _section("capture-findings", f"Capture-wide findings ({len(findings)})",
+        return None
+    return Section("capture-findings", f"Capture-wide findings ({len(findings)})",
                     "".join(f'<article class="card wide">{_finding(f, "capture", set(), 3)}</article>' for f in findings))
 
 
@@ -408,10 +424,10 @@ def _mos_colour(mos: float) -> str:
     return next(colour for floor, _, colour in MOS_BANDS if mos >= floor)
 
 
-def _streams_section(data: dict) -> str:
+def _streams(data: dict) -> Section:
     streams = stream_rows(data)
     if not streams:
-        return _section("streams", "RTP quality", '<p class="muted">No RTP streams in the capture.</p>')
+        return Section("streams", "RTP quality", '<p class="muted">No RTP streams in the capture.</p>')
     worst = sorted(streams, key=_badness)
     drawn = worst[:MAX_STREAM_BARS]
     rows = [(f"{s['src']} → {s['dst']} {s['codec'] or ''}".strip(),
@@ -441,7 +457,7 @@ def _streams_section(data: dict) -> str:
         "</div>" + more
         + f"<h3 class=\"sub\">Worst RTP streams</h3>{_stream_table(worst[:MAX_STREAM_ROWS], with_call=True)}"
     )
-    return _section("streams", "RTP quality", content)
+    return Section("streams", "RTP quality", content)
 
 
 def _badness(stream: dict) -> tuple[float, float, float]:
@@ -475,9 +491,9 @@ def _stream_table(streams: list[dict], with_call: bool) -> str:
     return f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def _calls_table(calls: list[dict]) -> str:
+def _calls_table(calls: list[dict]) -> Section:
     if not calls:
-        return _section("calls", "Calls (0)", '<p class="muted">No INVITE-initiated calls in the capture.</p>')
+        return Section("calls", "Calls (0)", '<p class="muted">No INVITE-initiated calls in the capture.</p>')
     rows = []
     for c in calls[:MAX_CALL_ROWS]:
         number = (f'<a href="#call-{c["number"]}">{c["number"]}</a>' if c["cause"] else str(c["number"]))
@@ -495,15 +511,15 @@ def _calls_table(calls: list[dict]) -> str:
     head = "".join(f'<th scope="col"{" class=n" if n else ""}>{h}</th>' for h, n in (
         ("#", True), ("start (UTC)", False), ("from", False), ("to", False), ("outcome", False), ("final", False),
         ("cause", False), ("PDD ms", True), ("talk s", True), ("msgs", True), ("streams", True)))
-    return _section("calls", f"Calls ({len(calls)})",
+    return Section("calls", f"Calls ({len(calls)})",
                     f'<div class="scroll"><table class="calls"><thead><tr>{head}</tr></thead>'
                     f'<tbody>{"".join(rows)}</tbody></table></div>{more}')
 
 
-def _problems(data: dict) -> str:
+def _problems(data: dict) -> Section | None:
     problems, omitted = data["problems"], data.get("problems_omitted") or {}
     if not problems and not omitted:
-        return ""
+        return None
     rows = []
     for p in problems[:MAX_PROBLEMS]:
         where = ", ".join(([f"frame {p['frame']}"] if p["frame"] else [])
@@ -512,7 +528,7 @@ def _problems(data: dict) -> str:
                     f"<td>{esc(p['message'])}</td></tr>")
     extra = len(problems) - min(len(problems), MAX_PROBLEMS) + sum(omitted.values())
     more = f'<p class="more">… {extra} more problems not listed.</p>' if extra else ""
-    return _section("problems", "Problems reading the capture",
+    return Section("problems", "Problems reading the capture",
                     '<table><thead><tr><th scope="col">severity</th><th scope="col">kind</th><th scope="col">where'
                     f'</th><th scope="col">message</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{more}')
 
@@ -621,6 +637,8 @@ summary{cursor:pointer;font-weight:600}
 .more{color:var(--muted);font-style:italic}
 .good{color:#15803d}
 .dot{display:inline-block;width:8px;height:8px;border-radius:50%;margin-right:5px}
+nav{margin:10px 2px 0;font-size:12px;color:var(--muted)}nav a{text-decoration:none;font-weight:600}
+@media print{nav{display:none}}
 footer{margin-top:24px;color:var(--muted);font-size:11px;border-top:1px solid var(--line);padding-top:8px}
 @media (max-width:900px){.kpis{grid-template-columns:repeat(3,1fr)}.advice{grid-template-columns:1fr}}
 @media print{body{background:#fff;font-size:11px}main{max-width:none;padding:0}
