@@ -97,7 +97,7 @@ def bar_chart(bars: Sequence[Bar], label: str, unit: str = "", width: int = 460,
 
 def stacked_columns(
     buckets: Sequence[tuple[str, dict[str, int]]], keys: Sequence[str], colours: dict[str, str], label: str,
-    width: int = 1130, height: int = 220,
+    width: int = 1130, height: int = 180,
 ) -> str:
     """Columns over time, each a stack of counts per key (bottom first), with a y axis and sparse x labels."""
     left, right, top_pad, bottom = 36, 8, 10, 26
