@@ -157,6 +157,7 @@ def test_report_of_a_sipp_capture(name: str) -> None:
         assert [int(a.attrs["data-frame"]) for a in arrows] == [m["frame"] for m in call["signalling"]]
         assert len(ladder.find_all("g", "retr")) == sum(m["retransmission"] for m in call["signalling"])
         assert ladder.attrs.get("role") == "img" and ladder.attrs.get("aria-label")
+        assert len(ladder.find_all("g", "media")) == sum(1 for s in call["streams"] if s["direction"])
     ids = {n.attrs["id"] for n in root.iter() if "id" in n.attrs}
     assert [a.attrs["href"] for a in root.find_all("a") if a.attrs["href"][1:] not in ids] == []
     charts = root.find_all("svg", "chart")
@@ -179,6 +180,21 @@ def test_missing_ack_card_marks_the_retransmitted_200() -> None:
     links = [a.attrs["href"] for a in card.find_all("a")]
     assert "#call-1-f4" in links  # evidence frame 4 links to its arrow in the ladder
     assert any(g.attrs.get("id") == "call-1-f4" for g in card.find_all("g", "msg"))
+
+
+def test_one_way_audio_ladder_draws_the_one_stream_that_flowed() -> None:
+    data, _, root = report("one_way_audio.pcap")
+    (call,) = data["calls"]
+    (stream,) = call["streams"]
+    assert stream["direction"] == "caller->callee"
+    (ladder,) = root.find_all("svg", "ladder")
+    (media,) = ladder.find_all("g", "media")
+    assert f"{stream['packets']} pkts" in media.all_text()
+    (line,) = media.find_all("line")
+    caller_x, callee_x = (float(lf.attrs["x1"]) for lf in ladder.find_all("line", "life"))
+    assert float(line.attrs["x1"]) == caller_x and float(line.attrs["x2"]) > callee_x - 20  # caller → callee
+    frames = [int(g.attrs["data-frame"]) for g in ladder.iter() if g.tag == "g" and g.classes & {"msg", "media"}]
+    assert frames == sorted(frames)  # media sits among the messages in capture order
 
 
 def test_html_carries_what_the_markdown_carries() -> None:
@@ -208,11 +224,16 @@ def test_scales_to_many_calls_endpoints_and_messages() -> None:
                          "ts": call["signalling"][0]["ts"] + i, "retransmission": i % 7 == 0})
     calls = [{**call, "number": n, "signalling": messages, "start_ts": call["start_ts"] + n * 30}
              for n in range(1, 81)]
+    calls[74] = {**calls[74], "cause": "capacity"}  # one call of another pattern, late in the capture
     data = {**data, "calls": calls}
     root = parse(render_html(data))
     cards = root.find_all("article", "card")
-    assert len(cards) == 50  # as the Markdown post-mortem, at most MAX_CARDS
+    assert len(cards) == 50  # as the Markdown post-mortem, at most MAX_CARDS...
     assert "30 more failed or degraded calls" in root.all_text()
+    numbers = [int(card.attrs["id"].removeprefix("call-")) for card in cards]
+    assert numbers == list(range(1, 50)) + [75]  # ...but every pattern keeps a card
+    patterns = root.find_all("div", "patterns")[0].find_all("tbody")[0].find_all("tr")
+    assert [row.find_all("td")[3].all_text() for row in patterns] == ["79", "1"]
     ladder = cards[0].find_all("svg", "ladder")[0]
     assert len(ladder.find_all("g", "msg")) == 60 and len(ladder.find_all("g", "endpoint")) == 6
     xs = [float(line.attrs["x1"]) for line in ladder.find_all("line", "life")]
@@ -250,6 +271,18 @@ def test_damaged_capture_is_flagged(tmp_path: Path) -> None:
     assert "damaged" in warning.all_text() and warning.attrs.get("role") == "alert"
     (problems,) = [n for n in root.find_all("section") if n.attrs.get("id") == "problems"]
     assert "truncated_capture" in problems.all_text() and re.search(r"frame \d+, byte [\d,]+", problems.all_text())
+
+
+def test_redacted_report_keeps_no_address(tmp_path: Path) -> None:
+    out = tmp_path / "pm.html"
+    result = subprocess.run([sys.executable, "-m", "sipwatch.cli", "report", str(CAPTURES / "nat_private_sdp.pcap"),
+                             "-o", str(out), "--redact"], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "192.168.1.23" not in html and "sipp" not in html  # the private address and the caller's user part
+    root = parse(html)
+    (card,) = root.find_all("article", "card")
+    assert "NAT / ALG" in card.all_text() and "10.0.0.1" in card.all_text()  # still a private address: still NAT
 
 
 # --- (b) hostile captured text ----------------------------------------------------------------------------------
@@ -437,8 +470,12 @@ class DevTools:
         self.events: list[dict] = []
 
     def close(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=30)
+        try:
+            os.write(self._to_child, json.dumps({"id": 0, "method": "Browser.close", "params": {}}).encode() + b"\0")
+            self.process.wait(timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait(timeout=30)
         os.close(self._to_child)
         os.close(self._from_child)
 
@@ -522,7 +559,7 @@ def render_in_chromium(page: Path, tmp_path: Path) -> Rendered:
             problems.append(f"log {params['entry']['level']}: {params['entry']['text']} {params['entry'].get('url', '')}")
         elif method == "Page.javascriptDialogOpening":
             problems.append(f"dialog: {params['message']}")
-        elif method == "Network.requestWillBeSent" and params["request"]["url"] != page.as_uri():
+        elif method == "Network.requestWillBeSent" and params["request"]["url"] not in (page.as_uri(), "data:,"):
             problems.append(f"request: {params['request']['url']}")
     return Rendered(problems, facts)
 

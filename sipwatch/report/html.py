@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import NamedTuple
 
 from sipwatch.diagnosis.knowledge import CATEGORY_DESCRIPTIONS, Category
 from sipwatch.report.data import status_label, stream_rows
 from sipwatch.report.ladder import endpoints
 from sipwatch.report.markdown import MAX_CARDS
 from sipwatch.report.svg import (
+    MEDIA_COLOUR,
     MESSAGE_COLOURS,
     Bar,
     Metric,
@@ -67,17 +70,21 @@ def render_html(data: dict) -> str:
     """The post-mortem page of the report data."""
     cap = data["capture"]
     troubled = [c for c in data["calls"] if c["cause"]]
-    body = [
-        _header(data),
+    candidates = [
         _summary(data),
-        _section("failures", f"Failures and degraded calls ({len(troubled)})", _cards(troubled)),
+        Section("failures", f"Failures and degraded calls ({len(troubled)})", _cards(troubled)),
         _capture_findings(data["findings"]),
-        _streams_section(data),
+        _streams(data),
         _calls_table(data["calls"]),
         _problems(data),
-        f'<footer>sipwatch post-mortem · report schema {esc(data.get("schema"))} · '
-        f"generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} · self-contained: no script, "
-        "no network</footer>",
+    ]
+    sections = [section for section in candidates if section is not None]
+    body = [
+        _header(data),
+        _contents(sections),
+        *map(str, sections),
+        f'<footer>sipwatch {esc(_version())} post-mortem · report schema {esc(data.get("schema"))} · '
+        "self-contained: no script, no network · times in UTC</footer>",
     ]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -90,8 +97,25 @@ def render_html(data: dict) -> str:
     )
 
 
-def _section(anchor: str, title: str, content: str) -> str:
-    return f'<section id="{anchor}"><h2>{esc(title)}</h2>{content}</section>'
+def _contents(sections: list[Section]) -> str:
+    links = " · ".join(f'<a href="#{s.anchor}">{esc(s.title)}</a>' for s in sections)
+    return f'<nav aria-label="Sections">{links}</nav>'
+
+
+def _version() -> str:
+    try:
+        return version("sipwatch")
+    except PackageNotFoundError:
+        return ""
+
+
+class Section(NamedTuple):
+    anchor: str
+    title: str
+    content: str
+
+    def __str__(self) -> str:
+        return f'<section id="{self.anchor}"><h2>{esc(self.title)}</h2>{self.content}</section>'
 
 
 def _count(n: int, noun: str) -> str:
@@ -136,8 +160,13 @@ def _header(data: dict) -> str:
     return "".join(out)
 
 
+def _clock(iso: str | None) -> str:
+    """Time of day to the millisecond (UTC), for tables."""
+    return "–" if not iso else esc(iso[11:23])
+
+
 def _time(iso: str | None) -> str:
-    return "-" if not iso else f"{iso[:10]} {iso[11:23]} UTC"
+    return "–" if not iso else f"{iso[:10]} {iso[11:23]} UTC"
 
 
 def _kpis(kpi: dict) -> str:
@@ -153,7 +182,7 @@ def _kpis(kpi: dict) -> str:
     return f'<div class="kpis" role="group" aria-label="Key performance indicators">{"".join(tiles)}</div>{note}'
 
 
-def _summary(data: dict) -> str:
+def _summary(data: dict) -> Section:
     summ = data["summary"]
     figures = [_figure("Calls over time, by outcome", _time_chart(data["calls"]), "wide")]
     outcome_table = "".join(
@@ -164,18 +193,18 @@ def _summary(data: dict) -> str:
                    f"{outcome_table or '<tr><td colspan=2>no calls</td></tr>'}</tbody></table></div>")
     codes = [Bar(status_label(int(code)), n, _status_colour(int(code))) for code, n in summ["final_status"].items()]
     figures.append(_figure("Final responses to the INVITE (calls per status code)",
-                           bar_chart(codes, "Calls per final status code")))
+                           bar_chart(codes, "Calls per final status code", empty="no final responses")))
     healthy = summ["calls"] - sum(summ["causes"].values())
     causes = [Bar(CATEGORY_NAMES.get(k, k), n, CATEGORY_COLOURS.get(k, "#64748b")) for k, n in summ["causes"].items()]
     figures.append(_figure(f"Causes of failed or degraded calls ({healthy} healthy)",
                            bar_chart(causes, "Calls per cause category", empty="no failed or degraded calls")))
-    if summ["responses"]:
+    if summ["responses"] or summ["requests"]:
         responses = [Bar(status_label(int(code)), n, _status_colour(int(code)))
                      for code, n in summ["responses"].items()]
         requests = [Bar(method, n, MESSAGE_COLOURS["req"]) for method, n in summ["requests"].items()]
         figures.append(_figure("SIP messages: requests per method and responses per code",
                                bar_chart(requests + responses, "SIP messages per method and status code")))
-    return _section("summary", "Summary", _kpis(summ["kpi"]) + f'<div class="grid">{"".join(figures)}</div>')
+    return Section("summary", "Summary", _kpis(summ["kpi"]) + f'<div class="grid">{"".join(figures)}</div>')
 
 
 def _figure(caption: str, svg: str, cls: str = "") -> str:
@@ -225,11 +254,58 @@ def _duration(seconds: float) -> str:
 def _cards(troubled: list[dict]) -> str:
     if not troubled:
         return '<p class="good">None: every call that the capture saw through was answered and healthy.</p>'
-    out = [_LADDER_LEGEND] + [_card(c) for c in troubled[:MAX_CARDS]]
-    if len(troubled) > MAX_CARDS:
-        out.append(f'<p class="more">… {len(troubled) - MAX_CARDS} more failed or degraded calls are not shown as '
-                   "cards (see the calls table below and the JSON report for all).</p>")
+    patterns = _patterns(troubled)
+    shown = _pick_cards(troubled, patterns)
+    out = [_patterns_table(patterns, {c["number"] for c in shown}, len(troubled)), _LADDER_LEGEND]
+    out += [_card(c) for c in shown]
+    if len(troubled) > len(shown):
+        out.append(f'<p class="more">… {len(troubled) - len(shown)} more failed or degraded calls are not shown as '
+                   "cards: every failure pattern above has at least its first call shown (see the calls table below "
+                   "and the JSON report for all).</p>")
     return "".join(out)
+
+
+def _pattern_key(call: dict) -> tuple[str, str]:
+    principal = principal_finding(call)
+    return call["cause"] or "", principal["kind"] if principal else ""
+
+
+def _patterns(troubled: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Failed calls grouped by cause and principal finding, the most frequent first."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for call in troubled:
+        groups.setdefault(_pattern_key(call), []).append(call)
+    return dict(sorted(groups.items(), key=lambda item: -len(item[1])))
+
+
+def _pick_cards(troubled: list[dict], patterns: dict[tuple[str, str], list[dict]]) -> list[dict]:
+    """At most MAX_CARDS calls, in call order: the first call of every pattern, then the earliest others."""
+    chosen = {calls[0]["number"] for calls in list(patterns.values())[:MAX_CARDS]}
+    for call in troubled:
+        if len(chosen) >= MAX_CARDS:
+            break
+        chosen.add(call["number"])
+    return [c for c in troubled if c["number"] in chosen]
+
+
+def _patterns_table(patterns: dict[tuple[str, str], list[dict]], shown: set[int], total: int) -> str:
+    rows = []
+    for (cause, kind), calls in patterns.items():
+        principal = principal_finding(calls[0])
+        examples = ", ".join([f'<a href="#call-{c["number"]}">{c["number"]}</a>' for c in calls
+                              if c["number"] in shown][:5])
+        rows.append(
+            f"<tr><td>{_cause_badge(cause)}</td><td class=\"mono\">{esc(kind)}</td>"
+            f"<td>{esc(principal['detail'] if principal else '')}</td><td class=\"n\">{len(calls)}</td>"
+            f'<td class="n">{100 * len(calls) / total:.0f}%</td>'
+            f'<td class="mono">{_clock(calls[0]["start"])}</td>'
+            f'<td class="mono">{_clock(calls[-1]["start"])}</td><td>{examples or "–"}</td></tr>'
+        )
+    head = "".join(f'<th scope="col"{" class=n" if n else ""}>{h}</th>' for h, n in (
+        ("cause", False), ("finding", False), ("detail (first call)", False), ("calls", True), ("share", True),
+        ("first (UTC)", False), ("last", False), ("cards", False)))
+    return (f'<div class="scroll patterns"><table><caption>Failure patterns: calls per cause and principal finding'
+            f'</caption><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def principal_finding(call: dict) -> dict | None:
@@ -272,8 +348,10 @@ def _card(c: dict) -> str:
     if messages:
         columns = endpoints(c)
         dropped = c.get("signalling_dropped") or 0
+        drawn_media = sum(1 for s in c["streams"] if s["direction"])
+        media = f", with {_count(drawn_media, 'RTP stream')}" if drawn_media else ""
         out.append(f'<details class="ladder" open><summary>Ladder: {_count(len(messages), "SIP message")} between '
-                   f'{_count(len(columns), "address")}'
+                   f'{_count(len(columns), "address")}{media}'
                    f'{f", {dropped} more not kept" if dropped else ""}</summary>'
                    f'<div class="scroll">{ladder_svg(c, columns, anchor)}</div></details>')
     out.append("</article>")
@@ -314,9 +392,9 @@ def _evidence(evidence: list[dict], anchor: str, drawn: set[int]) -> str:
     for e in evidence:
         frame = (f'<a href="#{anchor}-f{e["frame"]}">{e["frame"]}</a>' if e["frame"] in drawn
                  else str(e["frame"]) if e["frame"] else "–")
-        rows.append(f'<tr><td class="n">{frame}</td><td class="mono">{esc(_time(e["at"])[11:] if e["at"] else "–")}'
+        rows.append(f'<tr><td class="n">{frame}</td><td class="mono">{_clock(e["at"])}'
                     f'</td><td>{esc(e["what"])}</td><td>{esc(e["value"]) or "–"}</td></tr>')
-    return ('<table class="evidence"><thead><tr><th scope="col" class="n">frame</th><th scope="col">time</th>'
+    return ('<table class="evidence"><thead><tr><th scope="col" class="n">frame</th><th scope="col">time (UTC)</th>'
             '<th scope="col">what</th><th scope="col">value</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
@@ -335,10 +413,10 @@ def _finding(f: dict, anchor: str, drawn: set[int], level: int) -> str:
 # --- capture-wide -----------------------------------------------------------------------------------------------
 
 
-def _capture_findings(findings: list[dict]) -> str:
+def _capture_findings(findings: list[dict]) -> Section | None:
     if not findings:
-        return ""
-    return _section("capture-findings", f"Capture-wide findings ({len(findings)})",
+        return None
+    return Section("capture-findings", f"Capture-wide findings ({len(findings)})",
                     "".join(f'<article class="card wide">{_finding(f, "capture", set(), 3)}</article>' for f in findings))
 
 
@@ -346,10 +424,10 @@ def _mos_colour(mos: float) -> str:
     return next(colour for floor, _, colour in MOS_BANDS if mos >= floor)
 
 
-def _streams_section(data: dict) -> str:
+def _streams(data: dict) -> Section:
     streams = stream_rows(data)
     if not streams:
-        return _section("streams", "RTP quality", '<p class="muted">No RTP streams in the capture.</p>')
+        return Section("streams", "RTP quality", '<p class="muted">No RTP streams in the capture.</p>')
     worst = sorted(streams, key=_badness)
     drawn = worst[:MAX_STREAM_BARS]
     rows = [(f"{s['src']} → {s['dst']} {s['codec'] or ''}".strip(),
@@ -363,7 +441,8 @@ def _streams_section(data: dict) -> str:
         Metric("jitter max", " ms", max_jitter, lambda v: "#dc2626" if v > 40 else "#f59e0b" if v > 20 else "#16a34a"),
         Metric("MOS", "", 5.0, _mos_colour),
     ]
-    title = f"Loss, maximum jitter and estimated MOS of the {len(drawn)} worst of {len(streams)} RTP streams"
+    title = (f"Loss, maximum jitter and estimated MOS per RTP stream, worst first"
+             f"{f' ({len(drawn)} of {len(streams)} drawn)' if len(drawn) < len(streams) else ''}")
     bands = Counter(next(name for floor, name, _ in MOS_BANDS if s["mos"] >= floor) if s["mos"] is not None
                     else "unknown codec" for s in streams)
     band_bars = [Bar(f"MOS {name} ({'≥' + str(floor) if floor else '<3.1'})", bands[name], colour)
@@ -371,13 +450,14 @@ def _streams_section(data: dict) -> str:
         [Bar("MOS unknown", bands["unknown codec"], "#94a3b8")] if bands["unknown codec"] else [])
     more = (f'<p class="more">{len(streams) - len(drawn)} better streams not drawn.</p>'
             if len(streams) > len(drawn) else "")
+    band_title = f"Streams per estimated MOS band ({_count(len(streams), 'stream')})"
     content = (
         f'<div class="grid">{_figure(title, metric_rows(rows, metrics, title), "wide")}'
-        f'{_figure(f"Streams per estimated MOS band ({len(streams)} streams)", bar_chart(band_bars, "Streams per MOS band"))}'
+        f"{_figure(band_title, bar_chart(band_bars, 'Streams per MOS band'))}"
         "</div>" + more
         + f"<h3 class=\"sub\">Worst RTP streams</h3>{_stream_table(worst[:MAX_STREAM_ROWS], with_call=True)}"
     )
-    return _section("streams", "RTP quality", content)
+    return Section("streams", "RTP quality", content)
 
 
 def _badness(stream: dict) -> tuple[float, float, float]:
@@ -411,15 +491,15 @@ def _stream_table(streams: list[dict], with_call: bool) -> str:
     return f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def _calls_table(calls: list[dict]) -> str:
+def _calls_table(calls: list[dict]) -> Section:
     if not calls:
-        return _section("calls", "Calls (0)", '<p class="muted">No INVITE-initiated calls in the capture.</p>')
+        return Section("calls", "Calls (0)", '<p class="muted">No INVITE-initiated calls in the capture.</p>')
     rows = []
     for c in calls[:MAX_CALL_ROWS]:
         number = (f'<a href="#call-{c["number"]}">{c["number"]}</a>' if c["cause"] else str(c["number"]))
         final = f"{c['final_status']} {c['reason']['phrase'] or ''}".strip() if c["final_status"] else "–"
         rows.append(
-            f'<tr><td class="n">{number}</td><td class="mono">{esc(_time(c["start"])[11:])}</td>'
+            f'<tr><td class="n">{number}</td><td class="mono">{_clock(c["start"])}</td>'
             f"<td>{esc(c['from_user'] or c['from'])}</td><td>{esc(c['to_user'] or c['to'])}</td>"
             f"<td>{_outcome_badge(c['outcome'])}</td><td>{esc(final)}</td><td>{_cause_badge(c['cause'])}</td>"
             f'<td class="n">{"–" if c["pdd_ms"] is None else c["pdd_ms"]}</td>'
@@ -431,15 +511,15 @@ def _calls_table(calls: list[dict]) -> str:
     head = "".join(f'<th scope="col"{" class=n" if n else ""}>{h}</th>' for h, n in (
         ("#", True), ("start (UTC)", False), ("from", False), ("to", False), ("outcome", False), ("final", False),
         ("cause", False), ("PDD ms", True), ("talk s", True), ("msgs", True), ("streams", True)))
-    return _section("calls", f"Calls ({len(calls)})",
+    return Section("calls", f"Calls ({len(calls)})",
                     f'<div class="scroll"><table class="calls"><thead><tr>{head}</tr></thead>'
                     f'<tbody>{"".join(rows)}</tbody></table></div>{more}')
 
 
-def _problems(data: dict) -> str:
+def _problems(data: dict) -> Section | None:
     problems, omitted = data["problems"], data.get("problems_omitted") or {}
     if not problems and not omitted:
-        return ""
+        return None
     rows = []
     for p in problems[:MAX_PROBLEMS]:
         where = ", ".join(([f"frame {p['frame']}"] if p["frame"] else [])
@@ -448,7 +528,7 @@ def _problems(data: dict) -> str:
                     f"<td>{esc(p['message'])}</td></tr>")
     extra = len(problems) - min(len(problems), MAX_PROBLEMS) + sum(omitted.values())
     more = f'<p class="more">… {extra} more problems not listed.</p>' if extra else ""
-    return _section("problems", "Problems reading the capture",
+    return Section("problems", "Problems reading the capture",
                     '<table><thead><tr><th scope="col">severity</th><th scope="col">kind</th><th scope="col">where'
                     f'</th><th scope="col">message</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{more}')
 
@@ -458,7 +538,9 @@ _LADDER_LEGEND = (
     + "".join(f'<span><i style="background:{MESSAGE_COLOURS[k]}"></i>{name}</span>' for k, name in (
         ("req", "request"), ("prov", "1xx provisional"), ("ok", "2xx success"), ("redir", "3xx redirect"),
         ("err", "4xx–6xx error")))
-    + '<span><i class="dashed"></i>retransmission (retr.)</span><span class="muted">time column: capture time (UTC) '
+    + '<span><i class="dashed"></i>retransmission (retr.)</span>'
+    f'<span><i class="media" style="background:{MEDIA_COLOUR}"></i>RTP stream, at its first packet</span>'
+    '<span class="muted">time column: capture time (UTC) '
     "and seconds since the call's first message; #: frame number</span></p>"
 )
 
@@ -514,6 +596,7 @@ svg.ladder .time,svg.ladder .delta,svg.ladder .frame{font-size:10.5px;fill:#4755
 svg.ladder .label{font-size:11px;font-weight:600}
 svg.ladder .err .label{font-weight:800}
 svg.ladder .retr .label{font-style:italic;font-weight:400}
+svg.ladder .media-label{font-size:10.5px;font-weight:600}
 svg.ladder .msg:target .label,svg.ladder .msg:hover .label{text-decoration:underline}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;margin:6px 0 0;font-size:11px}
 .legend i{display:inline-block;width:12px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
@@ -523,7 +606,10 @@ table{border-collapse:collapse;width:100%;background:var(--panel)}
 th,td{text-align:left;padding:3px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:#334155;background:#f8fafc}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.patterns td.mono,.calls td.mono,.evidence td.mono{white-space:nowrap}
 table.compact td{padding:2px 8px}
+caption{text-align:left;font-weight:600;padding:6px 8px;background:var(--panel)}
+.patterns{margin-bottom:12px;border:1px solid var(--line);border-radius:6px}
 .scroll{overflow-x:auto}
 .badge{display:inline-block;color:#fff;font-size:11px;font-weight:600;border-radius:3px;padding:1px 7px;
 margin-right:4px;white-space:nowrap}
@@ -538,7 +624,7 @@ meter{width:60px;height:9px;vertical-align:-1px}
 .meta div{display:flex;gap:8px;min-width:0}
 .meta dt{color:var(--muted);flex:0 0 90px}
 .meta dd{margin:0;overflow-wrap:anywhere;font-size:12px}
-.evidence{table-layout:fixed}.evidence th:nth-child(1){width:64px}.evidence th:nth-child(2){width:130px}
+.evidence{table-layout:fixed}.evidence th:nth-child(1){width:64px}.evidence th:nth-child(2){width:120px}
 .evidence th:nth-child(3){width:30%}.evidence td:nth-child(2){white-space:nowrap}
 .retry{margin:8px 0}.retry.yes strong{color:#15803d}.retry.no strong{color:#b91c1c}
 .advice{display:grid;grid-template-columns:1fr 1fr;gap:12px}
@@ -547,13 +633,18 @@ meter{width:60px;height:9px;vertical-align:-1px}
 details{margin-top:10px}
 summary{cursor:pointer;font-weight:600}
 .finding{border-top:1px dashed var(--line);margin-top:8px;padding-top:4px}
-.finding h3,.finding h4{display:flex;flex-wrap:wrap;gap:8px;align-items:center;text-transform:none;letter-spacing:0}
+.finding>h3,.finding>h4{display:flex;flex-wrap:wrap;gap:8px;align-items:center;text-transform:none;letter-spacing:0}
 .more{color:var(--muted);font-style:italic}
 .good{color:#15803d}
 .dot{display:inline-block;width:8px;height:8px;border-radius:50%;margin-right:5px}
+nav{margin:10px 2px 0;font-size:12px;color:var(--muted)}nav a{text-decoration:none;font-weight:600}
+@media print{nav{display:none}}
 footer{margin-top:24px;color:var(--muted);font-size:11px;border-top:1px solid var(--line);padding-top:8px}
 @media (max-width:900px){.kpis{grid-template-columns:repeat(3,1fr)}.advice{grid-template-columns:1fr}}
 @media print{body{background:#fff;font-size:11px}main{max-width:none;padding:0}
-.card,.panel,.kpi{break-inside:avoid}details.ladder{break-inside:auto}
-header.top{border:1px solid #000}.scroll{overflow:visible}a{color:inherit;text-decoration:none}}
+.card,.panel,.kpi,tr{break-inside:avoid}details.ladder{break-inside:auto}h2,h3,h4{break-after:avoid}
+header.top{background:#fff;color:var(--ink);border:2px solid var(--ink)}
+header.top .kicker,.facts dt{color:var(--muted)}.verdict.good{color:#15803d}.verdict.bad{color:#b91c1c}
+.kpis{grid-template-columns:repeat(9,1fr);gap:4px}.kpi{padding:3px 6px}.kpi .v{font-size:13px}
+.grid{grid-template-columns:1fr 1fr}.scroll{overflow:visible}a{color:inherit;text-decoration:none}}
 """

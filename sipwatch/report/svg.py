@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CHAR_W = 0.6  # average glyph width of the report's fonts, in ems: enough to lay out labels
@@ -96,7 +97,7 @@ def bar_chart(bars: Sequence[Bar], label: str, unit: str = "", width: int = 460,
 
 def stacked_columns(
     buckets: Sequence[tuple[str, dict[str, int]]], keys: Sequence[str], colours: dict[str, str], label: str,
-    width: int = 1130, height: int = 220,
+    width: int = 1130, height: int = 180,
 ) -> str:
     """Columns over time, each a stack of counts per key (bottom first), with a y axis and sparse x labels."""
     left, right, top_pad, bottom = 36, 8, 10, 26
@@ -181,6 +182,7 @@ def metric_rows(rows: Sequence[tuple[str, str, Sequence[float | None]]], metrics
 # --- ladder -----------------------------------------------------------------------------------------------------
 
 _LADDER_WIDTH = 1100  # what fits a card on a 1280-pixel screen; more endpoints scroll sideways
+MEDIA_COLOUR = "#a21caf"
 MESSAGE_COLOURS = {"req": "#1d4ed8", "prov": "#64748b", "ok": "#15803d", "redir": "#0e7490", "err": "#b91c1c"}
 
 
@@ -201,7 +203,9 @@ def ladder_svg(call: dict, endpoints: Sequence[str], anchor: str) -> str:
     """A call's messages as a sequence diagram: one lifeline per address, one arrow per message.
 
     Arrows are coloured by kind (request, provisional, 2xx, 3xx, error); retransmissions are dashed and marked.
-    Each arrow is a `<g class="msg">` with an id `{anchor}-f{frame}` so that evidence can link to it.
+    Each arrow is a `<g class="msg">` with an id `{anchor}-f{frame}` so that evidence can link to it. The call's
+    RTP streams are drawn too, as broad `<g class="media">` arrows between caller and callee at their first
+    packet, so that media that never flowed one way shows as a missing band.
     """
     messages = call["signalling"]
     n = len(endpoints)
@@ -209,13 +213,18 @@ def ladder_svg(call: dict, endpoints: Sequence[str], anchor: str) -> str:
     lane = max(150, min(380, (_LADDER_WIDTH - time_w - frame_w - 220) // max(1, n - 1)))
     box = min(lane - 16, 210)
     xs = [time_w + box // 2 + 6 + i * lane for i in range(n)]
-    width = xs[-1] + box // 2 + frame_w if xs else time_w + frame_w
-    height = head + row * len(messages) + 16
     where = {address: xs[i] for i, address in enumerate(endpoints)}
-    roles = {call.get("caller"): "caller", call.get("callee"): "callee"}
-    label = f"Ladder diagram of call {call['number']}: {len(messages)} SIP messages between {n} addresses"
+    sides = {"caller": call.get("caller"), "callee": call.get("callee")}
+    media = [s for s in call.get("streams", []) if _media_ends(s, sides, where)]
+    rows = sorted([(m["frame"], 0, m) for m in messages] + [(s["first_frame"] or 0, 1, s) for s in media],
+                  key=lambda r: (r[0], r[1]))
+    width = xs[-1] + box // 2 + frame_w if xs else time_w + frame_w
+    height = head + row * len(rows) + 16
+    roles = {address: role for role, address in sides.items()}
+    label = (f"Ladder diagram of call {call['number']}: {len(messages)} SIP messages between {n} addresses"
+             f"{f' and {len(media)} RTP streams' if media else ''}")
     out = [_open(width, height, label, "ladder")]
-    for i in range(len(messages)):
+    for i in range(len(rows)):
         if i % 2:
             out.append(f'<rect x="0" y="{head + i * row - row / 2 - 2:.0f}" width="{width}" height="{row}" '
                        f'class="stripe"/>')
@@ -228,37 +237,84 @@ def ladder_svg(call: dict, endpoints: Sequence[str], anchor: str) -> str:
         if role:
             out.append(f'<text x="{x}" y="33" text-anchor="middle" class="role">{role}</text>')
         out.append(f'<line x1="{x}" x2="{x}" y1="{38 if role else 28}" y2="{height - 6}" class="life"/></g>')
-    t0 = messages[0]["ts"] if messages else 0.0
-    for i, m in enumerate(messages):
+    t0 = messages[0]["ts"] if messages else None
+    for i, (_, is_media, item) in enumerate(rows):
         y = head + i * row
-        kind = message_class(m)
-        colour = MESSAGE_COLOURS[kind]
-        x1, x2 = where[m["src"]], where[m["dst"]]
-        retr = m["retransmission"]
-        name = m["label"] + (" (retr.)" if retr else "")
-        cseq = f"CSeq {m['cseq']} {m['cseq_method']}" if m["cseq"] is not None else ""
-        tip = (f"frame {m['frame']} · {m['at']} · {m['src']} → {m['dst']} · {m['label']}"
-               f"{' (retransmission)' if retr else ''} · {cseq} · {m['transport']}")
-        cls = f"msg {kind}{' retr' if retr else ''}"
-        out.append(f'<g class="{cls}" id="{anchor}-f{m["frame"]}" data-frame="{m["frame"]}"><title>{esc(tip)}</title>')
-        stamp = (m["at"] or "")[11:23]
-        out.append(f'<text x="6" y="{y + 4}" class="time">{esc(stamp)}</text>'
-                   f'<text x="{time_w - 8}" y="{y + 4}" text-anchor="end" class="delta">+{m["ts"] - t0:.3f}</text>')
-        dash = ' stroke-dasharray="6 4"' if retr else ""
-        if x1 == x2:  # a message to its own address: a loop
-            out.append(f'<path d="M{x1} {y - 6} h30 v10 h-24" fill="none" stroke="{colour}" stroke-width="1.6"{dash}/>'
-                       f'<polygon points="{x1},{y + 4} {x1 + 8},{y} {x1 + 8},{y + 8}" fill="{colour}"/>'
-                       f'<text x="{x1 + 36}" y="{y + 2}" class="label" fill="{colour}">{esc(clip(name, 40))}</text>')
+        if is_media:
+            out.append(_media_row(item, sides, where, y, t0, width, time_w))
         else:
-            direction = 1 if x2 > x1 else -1
-            tip_x = x2 - direction * 2
-            out.append(f'<line x1="{x1}" x2="{tip_x - direction * 8}" y1="{y + 4}" y2="{y + 4}" stroke="{colour}" '
-                       f'stroke-width="{1.3 if retr else 1.8}"{dash}/>'
-                       f'<polygon points="{tip_x},{y + 4} {tip_x - direction * 9},{y} {tip_x - direction * 9},{y + 8}" '
-                       f'fill="{colour}"/>')
-            chars = int((abs(x2 - x1) - 16) / (11 * _CHAR_W))
-            out.append(f'<text x="{(x1 + x2) / 2:.0f}" y="{y}" text-anchor="middle" class="label" fill="{colour}">'
-                       f"{esc(clip(name, chars))}</text>")
-        out.append(f'<text x="{width - 6}" y="{y + 4}" text-anchor="end" class="frame">#{m["frame"]}</text></g>')
+            out.append(_message_row(item, where, y, t0, width, time_w, anchor))
     out.append("</svg>")
     return "".join(out)
+
+
+def _media_ends(stream: dict, sides: dict, where: dict) -> bool:
+    direction = stream.get("direction") or ""
+    a, _, b = direction.partition("->")
+    return sides.get(a) in where and sides.get(b) in where and a != b
+
+
+def _time_cells(at: str | None, ts: float | None, t0: float | None, time_w: int, y: int) -> str:
+    delta = f"+{ts - t0:.3f}" if ts is not None and t0 is not None else ""
+    return (f'<text x="6" y="{y + 4}" class="time">{esc((at or "")[11:23])}</text>'
+            f'<text x="{time_w - 8}" y="{y + 4}" text-anchor="end" class="delta">{delta}</text>')
+
+
+def _arrow(x1: float, x2: float, y: int, colour: str, stroke: float, dash: str = "") -> str:
+    direction = 1 if x2 > x1 else -1
+    tip_x = x2 - direction * 2
+    head = 9 + stroke
+    return (f'<line x1="{x1}" x2="{tip_x - direction * (head - 1)}" y1="{y + 4}" y2="{y + 4}" stroke="{colour}" '
+            f'stroke-width="{stroke}"{dash}/>'
+            f'<polygon points="{tip_x},{y + 4} {tip_x - direction * head},{y + 4 - head / 2:.1f} '
+            f'{tip_x - direction * head},{y + 4 + head / 2:.1f}" fill="{colour}"/>')
+
+
+def _message_row(m: dict, where: dict, y: int, t0: float | None, width: int, time_w: int, anchor: str) -> str:
+    kind = message_class(m)
+    colour = MESSAGE_COLOURS[kind]
+    x1, x2 = where[m["src"]], where[m["dst"]]
+    retr = m["retransmission"]
+    name = m["label"] + (" (retr.)" if retr else "")
+    cseq = f"CSeq {m['cseq']} {m['cseq_method']}" if m["cseq"] is not None else ""
+    tip = (f"frame {m['frame']} · {m['at']} · {m['src']} → {m['dst']} · {m['label']}"
+           f"{' (retransmission)' if retr else ''} · {cseq} · {m['transport']}")
+    out = [f'<g class="msg {kind}{" retr" if retr else ""}" id="{anchor}-f{m["frame"]}" data-frame="{m["frame"]}">'
+           f"<title>{esc(tip)}</title>", _time_cells(m["at"], m["ts"], t0, time_w, y)]
+    dash = ' stroke-dasharray="6 4"' if retr else ""
+    if x1 == x2:  # a message to its own address: a loop
+        out.append(f'<path d="M{x1} {y - 6} h30 v10 h-24" fill="none" stroke="{colour}" stroke-width="1.6"{dash}/>'
+                   f'<polygon points="{x1},{y + 4} {x1 + 8},{y} {x1 + 8},{y + 8}" fill="{colour}"/>'
+                   f'<text x="{x1 + 36}" y="{y + 2}" class="label" fill="{colour}">{esc(clip(name, 40))}</text>')
+    else:
+        out.append(_arrow(x1, x2, y, colour, 1.3 if retr else 1.8, dash))
+        chars = int((abs(x2 - x1) + 4) / (11 * _CHAR_W))  # may reach over a lifeline a little
+        out.append(f'<text x="{(x1 + x2) / 2:.0f}" y="{y}" text-anchor="middle" class="label" fill="{colour}">'
+                   f"{esc(clip(name, chars))}</text>")
+    out.append(f'<text x="{width - 6}" y="{y + 4}" text-anchor="end" class="frame">#{m["frame"]}</text></g>')
+    return "".join(out)
+
+
+def _media_row(s: dict, sides: dict, where: dict, y: int, t0: float | None, width: int, time_w: int) -> str:
+    a, _, b = s["direction"].partition("->")
+    x1, x2 = where[sides[a]], where[sides[b]]
+    loss = f"{s['loss_pct']:.1f}% loss"
+    mos = f" · MOS {s['mos']}" if s["mos"] is not None else ""
+    name = f"RTP {s['codec'] or ''} · {s['packets']} pkts · {loss}{mos}"
+    tip = (f"RTP {s['src']} → {s['dst']} · SSRC {s['ssrc_hex']} · {s['codec'] or 'unknown codec'} · {s['packets']} "
+           f"packets from {s['first']} to {s['last']} (frames {s['first_frame']}–{s['last_frame']}) · {loss}"
+           f"{mos}")
+    ts = _epoch(s["first"])
+    chars = int((abs(x2 - x1) + 4) / (10.5 * _CHAR_W))
+    return (f'<g class="media" data-frame="{s["first_frame"]}"><title>{esc(tip)}</title>'
+            + _time_cells(s["first"], ts, t0, time_w, y)
+            + _arrow(x1, x2, y, MEDIA_COLOUR, 5.0)
+            + f'<text x="{(x1 + x2) / 2:.0f}" y="{y - 1}" text-anchor="middle" class="label media-label" '
+            f'fill="{MEDIA_COLOUR}">{esc(clip(name, chars))}</text>'
+            f'<text x="{width - 6}" y="{y + 4}" text-anchor="end" class="frame">#{s["first_frame"]}</text></g>')
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
