@@ -5,7 +5,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_CAPTURE ?= captures/answered_rtp.pcap
+# the demo: SIPp captures of a support day read as one timeline (answered, capacity burst, missing ACK behind
+# NAT, one-way audio, STIR/SHAKEN refusal); DEMO_CAPTURE=your.pcap analyzes yours instead
+DEMO_CAPTURE ?= captures/capacity_burst.pcap captures/missing_ack.pcap captures/one_way_audio.pcap \
+	captures/identity_c_608.pcap captures/answered_rtp.pcap
 # system tools: command -> Debian package
 SYSTEM_TOOLS := tshark:tshark sipp:sip-tester tcpdump:tcpdump ip:iproute2 nft:nftables chromium:chromium tcpreplay:tcpreplay sngrep:sngrep
 APT := env DEBIAN_FRONTEND=noninteractive apt-get
@@ -40,12 +43,12 @@ system-deps:
 	fi
 
 demo: $(BIN)/sipwatch
-	@test -f $(DEMO_CAPTURE) || { echo "missing $(DEMO_CAPTURE)"; exit 1; }
-	$(BIN)/sipwatch analyze $(DEMO_CAPTURE)
+	@for f in $(DEMO_CAPTURE); do test -f $$f || { echo "missing $$f"; exit 1; }; done
+	$(BIN)/sipwatch analyze $(DEMO_CAPTURE) --no-calls
 	$(BIN)/sipwatch analyze $(DEMO_CAPTURE) -o out/analysis.json
 	$(BIN)/sipwatch report $(DEMO_CAPTURE) -o out/postmortem.html
 	$(BIN)/sipwatch report $(DEMO_CAPTURE) -o out/postmortem.md
-	@echo "demo: post-mortem of $(DEMO_CAPTURE) written to $(CURDIR)/out/postmortem.html (open it in a browser:"
+	@echo "demo: post-mortem written to $(CURDIR)/out/postmortem.html (open it in a browser:"
 	@echo "      file://$(CURDIR)/out/postmortem.html) and $(CURDIR)/out/postmortem.md; JSON in out/analysis.json"
 
 test: system-deps $(VENV)/.dev
