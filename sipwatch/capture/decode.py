@@ -1,8 +1,10 @@
 """Link, network and transport layers decoded with `struct` on raw frame bytes.
 
-One `FrameDecoder` per capture: it owns the IP fragment and TCP reassembly state, and turns each raw
-frame into at most one `Datagram` (UDP payload, or newly in-order TCP bytes). Frames it has no use for
-(ARP, ICMP, unknown ethertypes) cost a few byte reads and allocate nothing.
+One `FrameDecoder` per capture: it owns the IP fragment, TCP, WebSocket and SCTP state, and turns each
+raw frame into a `Datagram` (UDP payload, newly in-order TCP bytes, or one WebSocket or SCTP user
+message). A frame that carries several messages (SCTP bundling, several WebSocket frames in one TCP
+segment) returns the first and leaves the others in `extra`, which the caller drains before the next
+frame. Frames it has no use for (ARP, ICMP, unknown ethertypes) cost a few byte reads and allocate nothing.
 
 Encapsulations: Ethernet, Linux cooked (SLL, SLL2), raw IPv4/IPv6, BSD null/loopback; 802.1Q, QinQ,
 MPLS and PPPoE in front of IP; IP-in-IP, GRE (with ERSPAN type II and III, transparent Ethernet
@@ -19,6 +21,8 @@ import numpy as np
 
 from sipwatch.capture.reader import FrameBlock
 from sipwatch.capture.reassembly import FragmentReassembler, TcpReassembler
+from sipwatch.capture.sctp import SctpReader
+from sipwatch.capture.websocket import WebSocketTracker
 from sipwatch.model import Datagram, ProblemLog, Transport
 
 # (source address + destination address + source port + destination port, as the 12 bytes of the IPv4 and
@@ -67,6 +71,9 @@ _MAX_TUNNEL_DEPTH = 4
 
 _UDP = Transport.UDP
 _TCP = Transport.TCP
+_WS = Transport.WS
+_SCTP = Transport.SCTP
+_TCP_SYN = 0x02
 
 # The common case in one read: Ethernet, IPv4 without options or fragmentation, UDP. Fields: ethertype,
 # version/IHL, total length, flags/fragment offset, protocol, source, destination, ports, UDP length.
@@ -103,10 +110,14 @@ class FrameDecoder:
         self.rtp_lane = rtp_lane
         self.fragments = FragmentReassembler(self.problems)
         self.tcp = TcpReassembler(self.problems)
+        self.ws = WebSocketTracker(self.problems)
+        self.sctp = SctpReader(self.problems)
+        # Datagrams of the last decoded frame after the one decode() returned (replaced, never appended to,
+        # so a caller that never drains it holds one frame's worth at most).
+        self.extra: list[Datagram] = []
         self._ip4 = _address_cache(socket.AF_INET)
         self._ip6 = _address_cache(socket.AF_INET6)
         self.unsupported_linktypes: dict[int, int] = {}
-        self.sctp_packets = 0
         self._links = {
             LINKTYPE_ETHERNET: self._ethernet,
             LINKTYPE_LINUX_SLL: self._sll,
@@ -156,6 +167,16 @@ class FrameDecoder:
         rest = np.ones(n, dtype=bool)
         rest[picked[taken]] = False
         return np.flatnonzero(rest).tolist()
+
+    @property
+    def sctp_packets(self) -> int:
+        return self.sctp.packets
+
+    def close(self) -> None:
+        """The capture ended: report what never completed."""
+        self.fragments.close()
+        self.tcp.close()
+        self.sctp.close()
 
     def supports(self, linktype: int) -> bool:
         return linktype in self._links
@@ -350,9 +371,19 @@ class FrameDecoder:
             hlen = (data[off + 12] >> 4) * 4
             flags = data[off + 13]
             payload = data[off + hlen : end] if hlen >= 20 else b""
-            stream = self.tcp.segment((src, sport, dst, dport), seq, flags, payload, frame, ts)
+            key = (src, sport, dst, dport)
+            ws = self.ws
+            watching = (ws.directions or ws.awaiting or ws.clients or ws.heads) and ws.watches(key)
+            if watching and flags & _TCP_SYN:  # a new connection on the same addresses and ports
+                ws.forget(key)
+                watching = False
+            stream = self.tcp.segment(key, seq, flags, payload, frame, ts)
             if stream is None:
                 return None
+            if watching or stream[:4] == b"GET ":
+                messages = ws.stream(key, stream, frame)
+                if messages is not None:
+                    return self._messages(messages, frame, ts, src, sport, dst, dport, _WS)
             return Datagram(frame, ts, src, sport, dst, dport, _TCP, stream)
         if depth >= _MAX_TUNNEL_DEPTH:
             return None
@@ -363,8 +394,23 @@ class FrameDecoder:
         if proto == IPPROTO_GRE:
             return self._gre(data[off:end], frame, ts, depth + 1)
         if proto == IPPROTO_SCTP:
-            self.sctp_packets += 1
+            if end < off + 12:
+                return None
+            sport, dport = unpack_from("!HH", data, off)
+            messages = self.sctp.packet((src, sport, dst, dport), data, off, end, frame)
+            return self._messages(messages, frame, ts, src, sport, dst, dport, _SCTP)
         return None
+
+    def _messages(
+        self, messages: list[bytes], frame: int, ts: float, src: str, sport: int, dst: str, dport: int,
+        transport: Transport,
+    ) -> Datagram | None:
+        """The first message as the frame's Datagram, the others in `extra`."""
+        if not messages:
+            return None
+        if len(messages) > 1:
+            self.extra[:] = [Datagram(frame, ts, src, sport, dst, dport, transport, m) for m in messages[1:]]
+        return Datagram(frame, ts, src, sport, dst, dport, transport, messages[0])
 
     def _gre(self, data: bytes, frame: int, ts: float, depth: int) -> Datagram | None:
         if len(data) < 4:
