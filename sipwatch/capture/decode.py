@@ -23,7 +23,7 @@ from sipwatch.capture.reader import FrameBlock
 from sipwatch.capture.reassembly import FragmentReassembler, TcpReassembler
 from sipwatch.capture.sctp import SctpReader
 from sipwatch.capture.websocket import WebSocketTracker
-from sipwatch.model import Datagram, ProblemLog, Transport
+from sipwatch.model import Datagram, ProblemLog, Transport, hostport
 
 # (source address + destination address + source port + destination port, as the 12 bytes of the IPv4 and
 #  UDP headers), frame number, timestamp, frame bytes, payload start, payload end -> taken?
@@ -74,6 +74,7 @@ _TCP = Transport.TCP
 _WS = Transport.WS
 _SCTP = Transport.SCTP
 _TCP_SYN = 0x02
+_TLS_RECORDS = frozenset((0x16, 0x17))  # handshake, application data
 
 # The common case in one read: Ethernet, IPv4 without options or fragmentation, UDP. Fields: ethertype,
 # version/IHL, total length, flags/fragment offset, protocol, source, destination, ports, UDP length.
@@ -118,6 +119,8 @@ class FrameDecoder:
         self._ip4 = _address_cache(socket.AF_INET)
         self._ip6 = _address_cache(socket.AF_INET6)
         self.unsupported_linktypes: dict[int, int] = {}
+        self.tls_connections = 0
+        self._tls_seen: set[tuple] = set()
         self._links = {
             LINKTYPE_ETHERNET: self._ethernet,
             LINKTYPE_LINUX_SLL: self._sll,
@@ -384,6 +387,8 @@ class FrameDecoder:
                 messages = ws.stream(key, stream, frame)
                 if messages is not None:
                     return self._messages(messages, frame, ts, src, sport, dst, dport, _WS)
+            elif stream[0] in _TLS_RECORDS and stream[1:2] == b"\x03":
+                self._tls(stream, src, sport, dst, dport, frame)
             return Datagram(frame, ts, src, sport, dst, dport, _TCP, stream)
         if depth >= _MAX_TUNNEL_DEPTH:
             return None
@@ -400,6 +405,24 @@ class FrameDecoder:
             messages = self.sctp.packet((src, sport, dst, dport), data, off, end, frame)
             return self._messages(messages, frame, ts, src, sport, dst, dport, _SCTP)
         return None
+
+    def _tls(self, stream: bytes, src: str, sport: int, dst: str, dport: int, frame: int) -> None:
+        """A TLS record (RFC 8446 §5.1) opens these bytes: say once per connection that it is encrypted."""
+        pair = (src, sport, dst, dport) if (src, sport) < (dst, dport) else (dst, dport, src, sport)
+        if pair in self._tls_seen:
+            return
+        hello = stream[0] == 0x16 and stream[5:6] == b"\x01"  # handshake record, ClientHello
+        if len(self._tls_seen) >= 4096:
+            self._tls_seen.clear()
+        self._tls_seen.add(pair)
+        self.tls_connections += 1
+        client, server = ((src, sport), (dst, dport)) if hello else sorted(((src, sport), (dst, dport)))
+        self.problems.report(
+            "tls_encrypted",
+            f"TLS connection {hostport(*client)} {'->' if hello else '<->'} {hostport(*server)} is encrypted and "
+            "not analyzed (SIP over TLS: sipwatch analyze --engine tshark --tls-keylog FILE)",
+            frame,
+        )
 
     def _messages(
         self, messages: list[bytes], frame: int, ts: float, src: str, sport: int, dst: str, dport: int,
