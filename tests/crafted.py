@@ -463,8 +463,11 @@ def tshark_available() -> bool:
 
 
 def tshark_sip_stat(path: Path, udp_ports: Sequence[int] = (), tcp_ports: Sequence[int] = (),
-                    prefs: Sequence[str] = ()) -> TsharkSipStat:
+                    prefs: Sequence[str] = (), decode: Sequence[str] = ()) -> TsharkSipStat:
+    """`decode`: more Decode As rules, e.g. `tls.port==5062,sip`."""
     cmd = ["tshark", "-n", "-r", str(path), "-q", "-z", "sip,stat"]
+    for rule in decode:
+        cmd += ["-d", rule]
     for port in udp_ports:
         cmd += ["-d", f"udp.port=={port},sip"]
     for port in tcp_ports:

@@ -9,6 +9,7 @@ report no calls.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,14 +17,17 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from crafted import Dialog
+from crafted import Dialog, tshark_available, tshark_sip_stat
 
-CALLER_PORT_BASE = 20000 + os.getpid() % 20000
+from sipwatch.model import Outcome
+from sipwatch.pipeline import analyze_file
+from sipwatch.pipeline_tshark import analyze_file_tshark
 
 
 def _free_port() -> int:
@@ -162,3 +166,103 @@ def _converse(port: int, cert: Path, key: Path, keylog: Path, calls: list[tuple[
         listener.close()
     if errors:
         raise errors[0]
+
+
+# --- the tests -----------------------------------------------------------------------------------------------
+
+SIPWATCH = [sys.executable, "-m", "sipwatch.cli"]
+
+
+@pytest.fixture(scope="module")
+def tls_capture(tmp_path_factory) -> tuple[Path, Path]:
+    """One TLS connection on loopback carrying an answered call and a busy one."""
+    if not tshark_available():
+        pytest.skip("tshark is not installed")
+    answered = Dialog("127.0.0.1", 5062, "127.0.0.1", 5061, call_id="tls-answered@127.0.0.1", transport="TLS")
+    busy = Dialog("127.0.0.1", 5062, "127.0.0.1", 5061, call_id="tls-busy@127.0.0.1", transport="TLS",
+                  from_tag="77aa", to_tag="88bb", cseq=10,
+                  branches={"INVITE": "z9hG4bK-busy-invite", "ACK": "z9hG4bK-busy-invite"})
+    return run_tls_calls(tmp_path_factory.mktemp("tls"), [(answered, ANSWERED), (busy, BUSY)])
+
+
+def _server_port(capture: Path) -> int:
+    out = subprocess.run(["tshark", "-n", "-r", str(capture), "-Y", "tls.handshake.type == 1", "-T", "fields",
+                          "-e", "tcp.dstport"], capture_output=True, text=True, timeout=60, check=True).stdout
+    return int(out.split()[0])
+
+
+def test_keylog_decrypts_the_calls(tls_capture: tuple[Path, Path]) -> None:
+    capture, keylog = tls_capture
+    analysis = analyze_file_tshark(str(capture), keylog=str(keylog))
+    outcomes = {c.call_id: c.outcome for c in analysis.calls}
+    assert outcomes == {"tls-answered@127.0.0.1": Outcome.ANSWERED, "tls-busy@127.0.0.1": Outcome.BUSY}
+    assert {c.transport for c in analysis.calls} == {"tls"}
+    assert dict(analysis.stats.by_transport) == {"tls": 11}
+    assert analysis.stats.retransmissions == 0
+    assert "tls_undecrypted" not in analysis.problems.counts
+    # the 100, 180 and 200 went out in one TLS write: three messages of one frame, each with that frame
+    answered = next(c for c in analysis.calls if c.outcome is Outcome.ANSWERED)
+    frames = [r.frame for r in answered.records]
+    assert len(frames) == 7 and len(set(frames)) < 7
+    # tshark itself, told the port, is the oracle for the counts
+    oracle = tshark_sip_stat(capture, prefs=[f"tls.keylog_file:{keylog}"], decode=[f"tls.port=={_server_port(capture)},sip"])
+    assert analysis.stats.messages == oracle.messages == 11
+    assert dict(analysis.stats.requests) == dict(oracle.requests)
+    assert dict(analysis.stats.responses) == dict(oracle.responses)
+
+
+def test_without_keylog_says_it_cannot_decrypt(tls_capture: tuple[Path, Path]) -> None:
+    capture, _ = tls_capture
+    analysis = analyze_file_tshark(str(capture))
+    assert analysis.calls == []
+    assert analysis.stats.messages == 0
+    (problem,) = [p for p in analysis.problems.kept if p.kind == "tls_undecrypted"]
+    assert f"127.0.0.1:{_server_port(capture)}" in problem.message
+    assert "no key log given" in problem.message and problem.severity == "error"
+
+
+def test_a_key_log_of_another_session_decrypts_nothing(tls_capture: tuple[Path, Path], tmp_path: Path) -> None:
+    capture, keylog = tls_capture
+    other = tmp_path / "other.log"
+    other.write_text(re.sub(r"(\S+ )([0-9a-f]{64})( )", lambda m: m.group(1) + "0" * 64 + m.group(3),
+                            keylog.read_text()))  # same labels, wrong client randoms
+    analysis = analyze_file_tshark(str(capture), keylog=str(other))
+    assert analysis.calls == []
+    (problem,) = [p for p in analysis.problems.kept if p.kind == "tls_undecrypted"]
+    assert "no key for it in the key log" in problem.message
+
+
+def test_builtin_engine_points_to_the_tshark_engine(tls_capture: tuple[Path, Path]) -> None:
+    capture, _ = tls_capture
+    analysis = analyze_file(str(capture))
+    assert analysis.calls == [] and analysis.stats.messages == 0
+    (problem,) = [p for p in analysis.problems.kept if p.kind == "tls_encrypted"]
+    assert "--engine tshark --tls-keylog" in problem.message
+
+
+def test_cli_with_and_without_keylog(tls_capture: tuple[Path, Path], tmp_path: Path) -> None:
+    capture, keylog = tls_capture
+    out = tmp_path / "tls.json"
+    done = subprocess.run([*SIPWATCH, "analyze", str(capture), "--engine", "tshark", "--tls-keylog", str(keylog),
+                           "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert data["summary"]["calls"] == 2
+    assert data["summary"]["outcomes"] == {"answered": 1, "busy": 1}
+
+    done = subprocess.run([*SIPWATCH, "analyze", str(capture), "--engine", "tshark", "-f", "json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "cannot be decrypted: no key log given (--tls-keylog FILE)" in done.stderr
+    assert json.loads(done.stdout)["summary"]["calls"] == 0
+
+    report = tmp_path / "postmortem.md"
+    done = subprocess.run([*SIPWATCH, "report", str(capture), "--engine", "tshark", "--tls-keylog", str(keylog),
+                           "-o", str(report)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "486" in report.read_text()
+
+    done = subprocess.run([*SIPWATCH, "analyze", str(capture), "--tls-keylog", str(keylog)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--tls-keylog needs --engine tshark" in done.stderr
