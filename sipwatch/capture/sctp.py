@@ -95,14 +95,16 @@ class SctpReader:
             d.fragments.clear()
             d.pending = 0
         if idata is None:
+            old = d.fragments.get(tsn)  # a TSN seen so long ago it was forgotten: the newer chunk wins
+            d.pending += len(payload) - (len(old[1]) if old else 0)
             d.fragments[tsn] = (flags, payload)
-            d.pending += len(payload)
             whole = self._data_message(d, tsn)
         else:
             sid, mid, fsn = idata
             pieces = d.fragments.setdefault((sid, mid), {})
+            old = pieces.get(fsn)
+            d.pending += len(payload) - (len(old[1]) if old else 0)
             pieces[fsn] = (flags, payload)
-            d.pending += len(payload)
             whole = self._idata_message(d, (sid, mid), pieces)
         if whole is not None:
             if len(whole) > MAX_MESSAGE:
