@@ -266,3 +266,14 @@ def test_cli_with_and_without_keylog(tls_capture: tuple[Path, Path], tmp_path: P
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "--tls-keylog needs --engine tshark" in done.stderr
+
+
+def test_capture_cut_short_is_read_up_to_the_cut(tls_capture: tuple[Path, Path], tmp_path: Path) -> None:
+    """tshark exits 2 on a capture cut inside its last packet; that is damage to report, not a failure."""
+    capture, keylog = tls_capture
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(capture.read_bytes()[:-10])  # the last packet (the connection's end) loses its tail
+    analysis = analyze_file_tshark(str(cut), keylog=str(keylog))
+    assert analysis.damaged
+    assert "truncated_capture" in analysis.problems.counts
+    assert sorted(c.outcome for c in analysis.calls) == sorted([Outcome.ANSWERED, Outcome.BUSY])

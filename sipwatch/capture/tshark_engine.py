@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyshark
+from pyshark.capture.capture import TSharkCrashException
 from pyshark.tshark.tshark import get_process_path
 
-from sipwatch.model import CaptureError, Datagram, ProblemLog, Severity, Transport
+from sipwatch.model import CaptureError, Datagram, ProblemLog, Severity, Transport, UsageError
 
 _SIP_START = re.compile(rb"^(?:SIP/2\.0 \d{3} |[!-~]{1,32} \S+ SIP/2\.0\r?\n)")
 _TIMEOUT = 3600
+_DAMAGED = re.compile(r"cut short|appears to be damaged|corrupt", re.IGNORECASE)
 
 
 @dataclass
@@ -53,14 +55,22 @@ class TlsSurvey:
         return [c for c in self.connections.values() if c.data and not c.decrypted]
 
 
+def tshark_path() -> str:
+    try:
+        return get_process_path()
+    except Exception as exc:  # pyshark's TSharkNotFoundException
+        raise UsageError("--engine tshark needs tshark (Debian: apt-get install tshark)") from exc
+
+
 def _tshark(args: list[str]) -> str:
-    cmd = [get_process_path(), "-n", *args]
+    cmd = [tshark_path(), "-n", *args]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT, check=False)
     except OSError as exc:
         raise CaptureError(f"tshark cannot run: {exc}") from exc
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if "Running as user" not in line]
+    lines = [line for line in done.stderr.splitlines() if "Running as user" not in line]
+    # a capture cut short or damaged: tshark read what it could (exit 2); sipwatch's reader reports the damage
+    if done.returncode != 0 and not (done.returncode == 2 and _DAMAGED.search(" ".join(lines))):
         raise CaptureError(f"tshark failed ({done.returncode}): {' '.join(lines)[:300]}")
     return done.stdout
 
@@ -132,8 +142,21 @@ def datagrams(path: Path, keylog: Path | None = None, sip_ports: set[int] = froz
     try:
         for packet in capture:
             yield from _packet_datagrams(packet, problems)
+    except TSharkCrashException as exc:
+        _tshark_ended(exc)
     finally:
-        capture.close()
+        try:
+            capture.close()
+        except TSharkCrashException as exc:
+            capture._running_processes.clear()  # or pyshark's __del__ raises it again
+            _tshark_ended(exc)
+
+
+def _tshark_ended(exc: Exception) -> None:
+    """tshark exits with 2 on a capture cut short, after dissecting what it could: that is no failure here
+    (sipwatch's reader reports the damage). Anything else is."""
+    if not _DAMAGED.search(str(exc)):
+        raise CaptureError(f"tshark failed: {str(exc).splitlines()[0]}") from exc
 
 
 def _packet_datagrams(packet, problems: ProblemLog) -> Iterator[Datagram]:
