@@ -376,18 +376,19 @@ class FrameDecoder:
             payload = data[off + hlen : end] if hlen >= 20 else b""
             key = (src, sport, dst, dport)
             ws = self.ws
-            watching = (ws.directions or ws.awaiting or ws.clients or ws.heads) and ws.watches(key)
+            watching = ws.active and ws.watches(key)
             if watching and flags & _TCP_SYN:  # a new connection on the same addresses and ports
                 ws.forget(key)
                 watching = False
             stream = self.tcp.segment(key, seq, flags, payload, frame, ts)
             if stream is None:
                 return None
-            if watching or stream[:4] == b"GET ":
+            first = stream[0]
+            if watching or (first == 0x47 and stream.startswith(b"GET ")):
                 messages = ws.stream(key, stream, frame)
                 if messages is not None:
                     return self._messages(messages, frame, ts, src, sport, dst, dport, _WS)
-            elif stream[0] in _TLS_RECORDS and stream[1:2] == b"\x03":
+            elif first in _TLS_RECORDS and stream[1:2] == b"\x03":
                 self._tls(stream, src, sport, dst, dport, frame)
             return Datagram(frame, ts, src, sport, dst, dport, _TCP, stream)
         if depth >= _MAX_TUNNEL_DEPTH:

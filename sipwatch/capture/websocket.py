@@ -85,12 +85,17 @@ class WebSocketTracker:
         self.awaiting: dict[tuple, _Handshake] = {}  # server->client direction -> the request
         self.clients: dict[tuple, _Handshake] = {}  # client->server direction -> its pending request
         self.heads: dict[tuple, bytearray] = {}  # `GET ` heads split over segments
+        self.active = False  # any state at all: lets the decoder skip `watches()` on captures without WebSocket
         self.connections = 0
         self.messages = 0
         self._deflate: dict[tuple, bool] = {}  # direction -> context takeover, for permessage-deflate
 
     def watches(self, key: tuple) -> bool:
-        return key in self.directions or key in self.awaiting or key in self.clients or key in self.heads
+        if key in self.directions or key in self.awaiting or key in self.clients or key in self.heads:
+            return True
+        if not (self.directions or self.awaiting or self.clients or self.heads):
+            self.active = False
+        return False
 
     def stream(self, key: tuple, data: bytes, frame: int) -> list[bytes] | None:
         """Feed in-order bytes of TCP direction `key`; None means "not WebSocket, plain TCP bytes"."""
@@ -120,6 +125,7 @@ class WebSocketTracker:
         if end < 0:
             if len(data) <= MAX_HEAD:
                 self.heads[key] = bytearray(data)
+                self.active = True
                 return []
             return None
         if _UPGRADE.search(data, 0, end) is None:
@@ -129,6 +135,7 @@ class WebSocketTracker:
         deflate, takeover = _deflate_params(data[:end])
         reverse = (key[2], key[3], key[0], key[1])
         self.awaiting[reverse] = self.clients[key] = _Handshake(key, deflate, takeover, bytearray(data[end:]))
+        self.active = True
         return []
 
     def _answer(self, key: tuple, handshake: _Handshake, data: bytes, frame: int) -> list[bytes] | None:
@@ -159,6 +166,7 @@ class WebSocketTracker:
         self.connections += 1
         client = self.directions[handshake.client] = _Direction()
         server = self.directions[key] = _Direction()
+        self.active = True
         if deflate:
             self._deflate[handshake.client] = takeover_client
             self._deflate[key] = takeover_server
