@@ -161,9 +161,11 @@ def test_ws_fragmented_messages_and_control_frames(tmp_path: Path) -> None:
     assert counts(analysis) == tshark_stat(path, PROXY[1])
 
 
-def test_ws_binary_frames_and_permessage_deflate(tmp_path: Path) -> None:
-    """Binary frames, and text frames compressed with permessage-deflate (RFC 7692) with the window kept
-    from message to message in each direction (context takeover)."""
+@pytest.mark.parametrize("takeover", [True, False])
+def test_ws_binary_frames_and_permessage_deflate(tmp_path: Path, takeover: bool) -> None:
+    """Binary frames, and text frames compressed with permessage-deflate (RFC 7692): with the window kept
+    from message to message in each direction (context takeover: later messages refer back into earlier
+    ones), or a fresh window per message as negotiated with *_no_context_takeover."""
     dialog = ws_dialog()
     compressors = {True: zlib.compressobj(6, zlib.DEFLATED, -15), False: zlib.compressobj(6, zlib.DEFLATED, -15)}
 
@@ -171,9 +173,11 @@ def test_ws_binary_frames_and_permessage_deflate(tmp_path: Path) -> None:
         mask = MASKS[n % 3] if from_caller else None
         if n % 2:
             return ws_frame(message, opcode=2, mask=mask)
-        return ws_frame(deflate_message(message, compressors[from_caller]), mask=mask, rsv1=True)
+        compressor = compressors[from_caller] if takeover else None
+        return ws_frame(deflate_message(message, compressor), mask=mask, rsv1=True)
 
-    path = ws_capture(tmp_path / "ws-deflate.pcap", dialog, encode, extensions="permessage-deflate")
+    extensions = "permessage-deflate" + ("" if takeover else "; client_no_context_takeover; server_no_context_takeover")
+    path = ws_capture(tmp_path / "ws-deflate.pcap", dialog, encode, extensions=extensions)
     analysis = analyze_file(str(path))
     assert_ws_call(analysis, dialog)
     assert counts(analysis) == tshark_stat(path, PROXY[1])
@@ -200,6 +204,16 @@ def test_ws_without_handshake_stays_tcp(tmp_path: Path) -> None:
     analysis = analyze_file(str(path))
     assert analysis.stats.messages == 0
     assert counts(analysis) == tshark_stat(path, PROXY[1])
+
+
+def test_ws_tls_record_bytes_in_short_segments(tmp_path: Path) -> None:
+    """Segments of one or two bytes that open like TLS records cost nothing and break nothing."""
+    conv = TcpConversation(BROWSER, PROXY)
+    packets = conv.handshake() + conv.send(True, b"\x16") + conv.send(True, b"\x17\x03") + conv.send(False, b"G")
+    path = write_pcap(tmp_path / "short.pcap", [eth(p) for p in packets])
+    analysis = analyze_file(str(path))
+    assert "internal_error" not in analysis.problems.counts
+    assert analysis.stats.messages == 0
 
 
 def test_ws_oversized_frame_is_bounded(tmp_path: Path) -> None:

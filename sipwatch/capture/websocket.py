@@ -47,8 +47,7 @@ class _Handshake:
     """An Upgrade request seen on `client`; the reverse direction is expected to answer 101."""
 
     client: tuple
-    deflate: bool
-    takeover: tuple[bool, bool]  # (client, server) context takeover
+    deflate: bool  # the client offered permessage-deflate
     early: bytearray = field(default_factory=bytearray)  # client bytes after the request, before the answer
 
 
@@ -132,9 +131,9 @@ class WebSocketTracker:
             return None if head is None else []
         if len(self.awaiting) >= MAX_CONNECTIONS:
             self.forget(next(iter(self.awaiting)))
-        deflate, takeover = _deflate_params(data[:end])
+        deflate, _ = _deflate_params(data[:end])
         reverse = (key[2], key[3], key[0], key[1])
-        self.awaiting[reverse] = self.clients[key] = _Handshake(key, deflate, takeover, bytearray(data[end:]))
+        self.awaiting[reverse] = self.clients[key] = _Handshake(key, deflate, bytearray(data[end:]))
         self.active = True
         return []
 
@@ -160,9 +159,9 @@ class WebSocketTracker:
         if len(self.directions) >= MAX_CONNECTIONS:
             for old in list(self.directions)[:2]:
                 del self.directions[old]
-        deflate, _ = _deflate_params(data[:end])
+        # the answer holds the parameters the server accepted (RFC 7692 §5)
+        deflate, (takeover_client, takeover_server) = _deflate_params(data[:end])
         deflate = deflate and handshake.deflate
-        takeover_client, takeover_server = handshake.takeover
         self.connections += 1
         client = self.directions[handshake.client] = _Direction()
         server = self.directions[key] = _Direction()
