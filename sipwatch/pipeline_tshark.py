@@ -14,7 +14,7 @@ from sipwatch.capture.reader import open_capture
 from sipwatch.core.analyzer import Analyzer, AnalyzerConfig
 from sipwatch.core.calls import Call
 from sipwatch.core.findings import capture_loss
-from sipwatch.core.result import Analysis, CaptureInfo
+from sipwatch.core.result import Analysis, CaptureInfo, FileInfo
 from sipwatch.model import CaptureNotFound, ProblemLog, Severity, UsageError, hostport
 from sipwatch.pipeline import _few_collections
 
@@ -64,14 +64,17 @@ def analyze_file_tshark(path: str, config: AnalyzerConfig | None = None, keylog:
         calls.extend(event.call for event in analyzer.close())
     problems.extend(capture.problems)
     calls.sort(key=lambda c: (c.start, c.call_id))
+    linktypes = sorted(capture.linktypes)
     info = CaptureInfo(
         file=capture.name,
         format=capture.format,
         packets=capture.packets,
         first=capture.first_ts,
         last=capture.last_ts,
-        linktypes=sorted(capture.linktypes),
+        linktypes=linktypes,
         bytes=capture.bytes_read,
+        files=[FileInfo(capture.name, capture.format, 1, capture.packets, capture.first_ts, capture.last_ts,
+                        linktypes, capture.bytes_read)],
     )
     unattached = analyzer.unattached_streams()
     findings = capture_loss(calls, unattached, analyzer.config.media)
