@@ -61,6 +61,15 @@ def _data(analysis, redact: bool) -> dict:
     return data
 
 
+class Engine(StrEnum):
+    builtin = "builtin"
+    tshark = "tshark"
+
+
+_ENGINE_HELP = "builtin: sipwatch's own decoder (fast); tshark: tshark dissects (and decrypts TLS with --tls-keylog)."
+_KEYLOG_HELP = "NSS key log (SSLKEYLOGFILE) for --engine tshark to decrypt SIP over TLS."
+
+
 @app.callback()
 def _root() -> None:
     """sipwatch analyzes SIP calls in packet captures."""
@@ -78,18 +87,40 @@ def analyze(
         bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced (listed as unattached streams).")
     ] = False,
     redact: Redact = False,
+    engine: Annotated[Engine, typer.Option("--engine", help=_ENGINE_HELP)] = Engine.builtin,
+    tls_keylog: Annotated[Path | None, typer.Option("--tls-keylog", help=_KEYLOG_HELP)] = None,
 ) -> None:
     """Analyze a capture: calls by outcome, status codes, KPIs, media, findings, problems, and a calls table."""
     from sipwatch.core.analyzer import AnalyzerConfig
-    from sipwatch.pipeline import analyze_files
 
     fmt = output_format or (_SUFFIX_FORMATS.get(output.suffix.lower()) if output else None) or Format.table
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
     with _progress() as progress:
-        analysis = analyze_files(captures, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
+        analysis = _analyze_with(engine, tls_keylog, captures, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress)
     _write(_data(analysis, redact), fmt, output, calls)
     _done(analysis, output)
+
+
+def _analyze_with(engine: Engine, tls_keylog: Path | None, captures: list[str], config, progress):
+    """The analysis by the chosen engine; with tshark, TLS it could not decrypt is said on stderr."""
+    from sipwatch.model import UsageError
+
+    if engine is Engine.tshark:
+        from sipwatch.pipeline_tshark import analyze_file_tshark
+
+        if len(captures) != 1:
+            raise UsageError("--engine tshark reads one capture file")
+        analysis = analyze_file_tshark(captures[0], config, str(tls_keylog) if tls_keylog is not None else None)
+        for problem in analysis.problems.kept:
+            if problem.kind == "tls_undecrypted":
+                _say(f"sipwatch: warning: {analysis.capture.file}: {problem}")
+        return analysis
+    if tls_keylog is not None:
+        raise UsageError("--tls-keylog needs --engine tshark (sipwatch's own decoder does not decrypt TLS)")
+    from sipwatch.pipeline import analyze_files
+
+    return analyze_files(captures, config, progress=progress)
 
 
 def _done(analysis, output: Path | None = None) -> None:
@@ -142,17 +173,18 @@ def report(
         bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced.")
     ] = False,
     redact: Redact = False,
+    engine: Annotated[Engine, typer.Option("--engine", help=_ENGINE_HELP)] = Engine.builtin,
+    tls_keylog: Annotated[Path | None, typer.Option("--tls-keylog", help=_KEYLOG_HELP)] = None,
 ) -> None:
     """Write a post-mortem: summary, KPIs, a card per failure with cause, evidence, advice and ladder."""
     from sipwatch.core.analyzer import AnalyzerConfig
     from sipwatch.model import UsageError
-    from sipwatch.pipeline import analyze_files
 
     kind = _REPORT_SUFFIXES.get(output.suffix.lower())
     if kind is None:
         raise UsageError(f"{output}: the post-mortem is written as HTML (.html), Markdown (.md) or JSON (.json)")
     with _progress() as progress:
-        analysis = analyze_files(captures, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress=progress)
+        analysis = _analyze_with(engine, tls_keylog, captures, AnalyzerConfig(rtp_heuristic=rtp_heuristic), progress)
     output.parent.mkdir(parents=True, exist_ok=True)
     data = _data(analysis, redact)
     if kind == "json":

@@ -15,6 +15,8 @@ class Transport(StrEnum):
     UDP = "udp"
     TCP = "tcp"
     SCTP = "sctp"
+    WS = "ws"  # SIP over WebSocket (RFC 7118), each message one WebSocket message
+    TLS = "tls"  # SIP over TLS, as decrypted by the tshark engine
 
 
 class Datagram(NamedTuple):

@@ -145,8 +145,7 @@ def _analyze(captures, config: AnalyzerConfig | None, progress: Progress | None,
             frame = None if problem.frame is None else problem.frame + base
             message = problem.message if len(files) == 1 else f"{capture.name}: {problem.message}"
             problems.add(dataclasses.replace(problem, frame=frame, message=message))
-    decoder.fragments.close()
-    decoder.tcp.close()
+    decoder.close()
     calls.extend(event.call for event in analyzer.close())
     calls.sort(key=lambda c: (c.start, c.call_id))
     if progress is not None:
@@ -158,6 +157,7 @@ def _read(capture: CaptureFile, base: int, analyzer: Analyzer, decoder: FrameDec
           calls: list[Call], progress: Progress | None, done: int, total: int) -> None:
     """Every frame of one capture into the core; frame numbers shifted by `base` (files read before)."""
     decode = decoder.decode
+    extra = decoder.extra
     feed = analyzer.feed
     for block in capture.blocks():
         if base:
@@ -178,6 +178,11 @@ def _read(capture: CaptureFile, base: int, analyzer: Analyzer, decoder: FrameDec
                     events = feed(datagram)
                     if events:
                         calls.extend(event.call for event in events)
+                    if extra:  # more messages in the same frame (SCTP bundling, WebSocket)
+                        more = extra.copy()
+                        extra.clear()
+                        for datagram in more:
+                            calls.extend(event.call for event in feed(datagram))
             except Exception as exc:  # an analyzer bug must cost one frame, not the analysis
                 problems.report(
                     "internal_error",
@@ -209,8 +214,6 @@ def _result(files: list[FileInfo], analyzer: Analyzer, decoder: FrameDecoder, pr
         tcp_retransmissions=decoder.tcp.retransmissions,
         reassembled_fragments=decoder.fragments.reassembled,
     )
-    if decoder.sctp_packets:
-        problems.report("unsupported_transport", f"{decoder.sctp_packets} SCTP packets skipped: SIP over SCTP is not decoded yet")
     unattached = analyzer.unattached_streams()
     findings = capture_loss(calls, unattached, analyzer.config.media)
     return Analysis(info, analyzer.stats, calls, problems, analyzer.config, unattached, findings)

@@ -264,6 +264,95 @@ class TcpConversation:
         return pkt
 
 
+# --- WebSocket (RFC 6455) and SCTP (RFC 9260) -------------------------------------------------------------
+
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample nonce and its accept value
+WS_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def ws_upgrade_request(host: str, port: int, extensions: str = "", protocol: str = "sip") -> bytes:
+    lines = [
+        "GET / HTTP/1.1", f"Host: {_host(host)}:{port}", "Upgrade: websocket", "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {WS_KEY}", "Sec-WebSocket-Version: 13", "Origin: http://www.example.com",
+    ]
+    if protocol:
+        lines.append(f"Sec-WebSocket-Protocol: {protocol}")
+    if extensions:
+        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
+    return (CRLF.join(lines) + CRLF + CRLF).encode()
+
+
+def ws_upgrade_response(extensions: str = "", protocol: str = "sip", status: str = "101 Switching Protocols") -> bytes:
+    lines = [f"HTTP/1.1 {status}"]
+    if status.startswith("101"):
+        lines += ["Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Accept: {WS_ACCEPT}"]
+        if protocol:
+            lines.append(f"Sec-WebSocket-Protocol: {protocol}")
+        if extensions:
+            lines.append(f"Sec-WebSocket-Extensions: {extensions}")
+    else:
+        lines.append("Content-Length: 0")
+    return (CRLF.join(lines) + CRLF + CRLF).encode()
+
+
+def ws_frame(payload: bytes, opcode: int = 1, fin: bool = True, mask: bytes | None = None, rsv1: bool = False,
+             length_bytes: int | None = None) -> bytes:
+    """One WebSocket frame (RFC 6455 §5.2). `length_bytes` forces the 7-bit (0), 16-bit (2) or 64-bit (8)
+    length encoding; by default the shortest that fits."""
+    n = len(payload)
+    if length_bytes is None:
+        length_bytes = 0 if n < 126 else 2 if n < 65536 else 8
+    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
+    mask_bit = 0x80 if mask is not None else 0
+    if length_bytes == 0:
+        head += bytes([mask_bit | n])
+    elif length_bytes == 2:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
+    if mask is None:
+        return head + payload
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + masked
+
+
+def deflate_message(payload: bytes, compressor=None) -> bytes:
+    """permessage-deflate (RFC 7692 §7.2.1): raw DEFLATE, sync-flushed, without the trailing 00 00 ff ff."""
+    import zlib
+
+    comp = compressor or zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    data = comp.compress(payload) + comp.flush(zlib.Z_SYNC_FLUSH)
+    assert data.endswith(b"\x00\x00\xff\xff")
+    return data[:-4]
+
+
+def sctp_data_chunk(tsn: int, payload: bytes, stream: int = 0, ssn: int = 0, ppid: int = 0,
+                    begin: bool = True, end: bool = True, unordered: bool = False) -> bytes:
+    """A DATA chunk (RFC 9260 §3.3.1), padded to 4 bytes."""
+    flags = (0x04 if unordered else 0) | (0x02 if begin else 0) | (0x01 if end else 0)
+    chunk = struct.pack("!BBHIHHI", 0, flags, 16 + len(payload), tsn, stream, ssn, ppid) + payload
+    return chunk + b"\0" * (-len(chunk) % 4)
+
+
+def sctp_idata_chunk(tsn: int, payload: bytes, mid: int, fsn_or_ppid: int = 0, stream: int = 0,
+                     begin: bool = True, end: bool = True) -> bytes:
+    """An I-DATA chunk (RFC 8260 §2.1): the first fragment carries the PPID, the others their FSN."""
+    flags = (0x02 if begin else 0) | (0x01 if end else 0)
+    chunk = struct.pack("!BBHIHHII", 64, flags, 20 + len(payload), tsn, stream, 0, mid, fsn_or_ppid) + payload
+    return chunk + b"\0" * (-len(chunk) % 4)
+
+
+def sctp_sack_chunk(cum_tsn: int) -> bytes:
+    return struct.pack("!BBHIIHH", 3, 0, 16, cum_tsn, 65535, 0, 0)
+
+
+def sctp_packet(src: str, sport: int, dst: str, dport: int, chunks: Sequence[bytes], tag: int = 0x1234ABCD) -> Packet:
+    """An IP/SCTP packet carrying the given chunks (scapy fills in the CRC32c checksum)."""
+    from scapy.layers.sctp import SCTP
+
+    return ip_layer(src, dst) / SCTP(sport=sport, dport=dport, tag=tag) / Raw(b"".join(chunks))
+
+
 # --- capture files ----------------------------------------------------------------------------------
 
 LINKTYPE_NULL = 0
@@ -374,8 +463,11 @@ def tshark_available() -> bool:
 
 
 def tshark_sip_stat(path: Path, udp_ports: Sequence[int] = (), tcp_ports: Sequence[int] = (),
-                    prefs: Sequence[str] = ()) -> TsharkSipStat:
+                    prefs: Sequence[str] = (), decode: Sequence[str] = ()) -> TsharkSipStat:
+    """`decode`: more Decode As rules, e.g. `tls.port==5062,sip`."""
     cmd = ["tshark", "-n", "-r", str(path), "-q", "-z", "sip,stat"]
+    for rule in decode:
+        cmd += ["-d", rule]
     for port in udp_ports:
         cmd += ["-d", f"udp.port=={port},sip"]
     for port in tcp_ports:

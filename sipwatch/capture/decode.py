@@ -1,8 +1,10 @@
 """Link, network and transport layers decoded with `struct` on raw frame bytes.
 
-One `FrameDecoder` per capture: it owns the IP fragment and TCP reassembly state, and turns each raw
-frame into at most one `Datagram` (UDP payload, or newly in-order TCP bytes). Frames it has no use for
-(ARP, ICMP, unknown ethertypes) cost a few byte reads and allocate nothing.
+One `FrameDecoder` per capture: it owns the IP fragment, TCP, WebSocket and SCTP state, and turns each
+raw frame into a `Datagram` (UDP payload, newly in-order TCP bytes, or one WebSocket or SCTP user
+message). A frame that carries several messages (SCTP bundling, several WebSocket frames in one TCP
+segment) returns the first and leaves the others in `extra`, which the caller drains before the next
+frame. Frames it has no use for (ARP, ICMP, unknown ethertypes) cost a few byte reads and allocate nothing.
 
 Encapsulations: Ethernet, Linux cooked (SLL, SLL2), raw IPv4/IPv6, BSD null/loopback; 802.1Q, QinQ,
 MPLS and PPPoE in front of IP; IP-in-IP, GRE (with ERSPAN type II and III, transparent Ethernet
@@ -19,7 +21,9 @@ import numpy as np
 
 from sipwatch.capture.reader import FrameBlock
 from sipwatch.capture.reassembly import FragmentReassembler, TcpReassembler
-from sipwatch.model import Datagram, ProblemLog, Transport
+from sipwatch.capture.sctp import SctpReader
+from sipwatch.capture.websocket import WebSocketTracker
+from sipwatch.model import Datagram, ProblemLog, Transport, hostport
 
 # (source address + destination address + source port + destination port, as the 12 bytes of the IPv4 and
 #  UDP headers), frame number, timestamp, frame bytes, payload start, payload end -> taken?
@@ -67,6 +71,10 @@ _MAX_TUNNEL_DEPTH = 4
 
 _UDP = Transport.UDP
 _TCP = Transport.TCP
+_WS = Transport.WS
+_SCTP = Transport.SCTP
+_TCP_SYN = 0x02
+_TLS_RECORDS = frozenset((0x16, 0x17))  # handshake, application data
 
 # The common case in one read: Ethernet, IPv4 without options or fragmentation, UDP. Fields: ethertype,
 # version/IHL, total length, flags/fragment offset, protocol, source, destination, ports, UDP length.
@@ -103,10 +111,16 @@ class FrameDecoder:
         self.rtp_lane = rtp_lane
         self.fragments = FragmentReassembler(self.problems)
         self.tcp = TcpReassembler(self.problems)
+        self.ws = WebSocketTracker(self.problems)
+        self.sctp = SctpReader(self.problems)
+        # Datagrams of the last decoded frame after the one decode() returned (replaced, never appended to,
+        # so a caller that never drains it holds one frame's worth at most).
+        self.extra: list[Datagram] = []
         self._ip4 = _address_cache(socket.AF_INET)
         self._ip6 = _address_cache(socket.AF_INET6)
         self.unsupported_linktypes: dict[int, int] = {}
-        self.sctp_packets = 0
+        self.tls_connections = 0
+        self._tls_seen: set[tuple] = set()
         self._links = {
             LINKTYPE_ETHERNET: self._ethernet,
             LINKTYPE_LINUX_SLL: self._sll,
@@ -156,6 +170,16 @@ class FrameDecoder:
         rest = np.ones(n, dtype=bool)
         rest[picked[taken]] = False
         return np.flatnonzero(rest).tolist()
+
+    @property
+    def sctp_packets(self) -> int:
+        return self.sctp.packets
+
+    def close(self) -> None:
+        """The capture ended: report what never completed."""
+        self.fragments.close()
+        self.tcp.close()
+        self.sctp.close()
 
     def supports(self, linktype: int) -> bool:
         return linktype in self._links
@@ -350,9 +374,22 @@ class FrameDecoder:
             hlen = (data[off + 12] >> 4) * 4
             flags = data[off + 13]
             payload = data[off + hlen : end] if hlen >= 20 else b""
-            stream = self.tcp.segment((src, sport, dst, dport), seq, flags, payload, frame, ts)
+            key = (src, sport, dst, dport)
+            ws = self.ws
+            watching = ws.active and ws.watches(key)
+            if watching and flags & _TCP_SYN:  # a new connection on the same addresses and ports
+                ws.forget(key)
+                watching = False
+            stream = self.tcp.segment(key, seq, flags, payload, frame, ts)
             if stream is None:
                 return None
+            first = stream[0]
+            if watching or (first == 0x47 and stream.startswith(b"GET ")):
+                messages = ws.stream(key, stream, frame)
+                if messages is not None:
+                    return self._messages(messages, frame, ts, src, sport, dst, dport, _WS)
+            elif first in _TLS_RECORDS and stream[1:2] == b"\x03":
+                self._tls(stream, src, sport, dst, dport, frame)
             return Datagram(frame, ts, src, sport, dst, dport, _TCP, stream)
         if depth >= _MAX_TUNNEL_DEPTH:
             return None
@@ -363,8 +400,41 @@ class FrameDecoder:
         if proto == IPPROTO_GRE:
             return self._gre(data[off:end], frame, ts, depth + 1)
         if proto == IPPROTO_SCTP:
-            self.sctp_packets += 1
+            if end < off + 12:
+                return None
+            sport, dport = unpack_from("!HH", data, off)
+            messages = self.sctp.packet((src, sport, dst, dport), data, off, end, frame)
+            return self._messages(messages, frame, ts, src, sport, dst, dport, _SCTP)
         return None
+
+    def _tls(self, stream: bytes, src: str, sport: int, dst: str, dport: int, frame: int) -> None:
+        """A TLS record (RFC 8446 §5.1) opens these bytes: say once per connection that it is encrypted."""
+        pair = (src, sport, dst, dport) if (src, sport) < (dst, dport) else (dst, dport, src, sport)
+        if pair in self._tls_seen:
+            return
+        hello = stream[0] == 0x16 and stream[5:6] == b"\x01"  # handshake record, ClientHello
+        if len(self._tls_seen) >= 4096:
+            self._tls_seen.clear()
+        self._tls_seen.add(pair)
+        self.tls_connections += 1
+        client, server = ((src, sport), (dst, dport)) if hello else sorted(((src, sport), (dst, dport)))
+        self.problems.report(
+            "tls_encrypted",
+            f"TLS connection {hostport(*client)} {'->' if hello else '<->'} {hostport(*server)} is encrypted and "
+            "not analyzed (SIP over TLS: sipwatch analyze --engine tshark --tls-keylog FILE)",
+            frame,
+        )
+
+    def _messages(
+        self, messages: list[bytes], frame: int, ts: float, src: str, sport: int, dst: str, dport: int,
+        transport: Transport,
+    ) -> Datagram | None:
+        """The first message as the frame's Datagram, the others in `extra`."""
+        if not messages:
+            return None
+        if len(messages) > 1:
+            self.extra[:] = [Datagram(frame, ts, src, sport, dst, dport, transport, m) for m in messages[1:]]
+        return Datagram(frame, ts, src, sport, dst, dport, transport, messages[0])
 
     def _gre(self, data: bytes, frame: int, ts: float, depth: int) -> Datagram | None:
         if len(data) < 4:
