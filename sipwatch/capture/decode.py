@@ -19,6 +19,7 @@ from struct import Struct, unpack_from
 
 import numpy as np
 
+from sipwatch.capture.hep import HEP_LEAD_BYTES, HepUnwrapper, is_hep
 from sipwatch.capture.reader import FrameBlock
 from sipwatch.capture.reassembly import FragmentReassembler, TcpReassembler
 from sipwatch.capture.sctp import SctpReader
@@ -113,6 +114,7 @@ class FrameDecoder:
         self.tcp = TcpReassembler(self.problems)
         self.ws = WebSocketTracker(self.problems)
         self.sctp = SctpReader(self.problems)
+        self.hep = HepUnwrapper(self.problems)  # HEP (HOMER) packets found in UDP: unwrapped, analyzed
         # Datagrams of the last decoded frame after the one decode() returned (replaced, never appended to,
         # so a caller that never drains it holds one frame's worth at most).
         self.extra: list[Datagram] = []
@@ -208,6 +210,8 @@ class FrameDecoder:
                 lane = self.rtp_lane
                 if lane is not None and pend >= 58 and data[42] == 0x80 and lane(data[26:38], frame, ts, data, 42, pend):
                     return None
+                if pend > 42 and data[42] in HEP_LEAD_BYTES and is_hep(data[42:pend]):
+                    return self._hep(data[42:pend], frame, ts, 0)
                 ip = self._ip4
                 return Datagram(frame, ts, ip(src), sport, ip(dst), dport, _UDP, data[42:pend])
         if len(data) < off + 14:
@@ -366,6 +370,8 @@ class FrameDecoder:
             pend = off + ulen if ulen >= 8 and off + ulen <= end else end
             if dport == VXLAN_PORT and pend - off >= 16 and data[off + 8] & 0x08 and depth < _MAX_TUNNEL_DEPTH:
                 return self._ethernet(data[off + 16 : pend], frame, ts, 0, depth + 1)
+            if pend > off + 8 and data[off + 8] in HEP_LEAD_BYTES and is_hep(data[off + 8 : pend]):
+                return self._hep(data[off + 8 : pend], frame, ts, depth)
             return Datagram(frame, ts, src, sport, dst, dport, _UDP, data[off + 8 : pend])
         if proto == IPPROTO_TCP:
             if end < off + 20:
@@ -435,6 +441,15 @@ class FrameDecoder:
         if len(messages) > 1:
             self.extra[:] = [Datagram(frame, ts, src, sport, dst, dport, transport, m) for m in messages[1:]]
         return Datagram(frame, ts, src, sport, dst, dport, transport, messages[0])
+
+    def _hep(self, payload: bytes, frame: int, ts: float, depth: int) -> Datagram | None:
+        """A HEP packet (HOMER encapsulation): the frame it carries, at the time the agent captured it."""
+        if depth >= _MAX_TUNNEL_DEPTH:
+            return None
+        got = self.hep.unwrap(payload, frame, fallback_ts=ts)
+        if got is None:
+            return None
+        return self._ip_by_version(got.frame, 0, frame, got.ts, depth + 1)
 
     def _gre(self, data: bytes, frame: int, ts: float, depth: int) -> Datagram | None:
         if len(data) < 4:
