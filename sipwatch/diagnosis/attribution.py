@@ -12,6 +12,7 @@ Every threshold is a constant below, documented in docs/findings.md.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections import Counter
@@ -556,6 +557,7 @@ def _ip(address: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)  # a capture's calls advertise few addresses, each many times
 def _private(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)
