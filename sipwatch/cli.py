@@ -276,6 +276,43 @@ class _progress:
             self.bar.stop()
 
 
+# --- live capture (docs/live.md) ---------------------------------------------------------------------------
+
+
+@app.command()
+def live(
+    source: Annotated[str | None, typer.Argument(help="'-' for a live pcap stream on stdin (tcpdump -U -w -).")] = None,
+    interface: Annotated[list[str] | None, typer.Option("--interface", "-i", help="Interface to capture on "
+                         "(several -i allowed; `any` for all).")] = None,
+    capture_filter: Annotated[str | None, typer.Option("--filter", help="Kernel BPF filter, tcpdump syntax (default: "
+                              "SIP on 5060/5061, UDP media, IP fragments).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for calls.jsonl, Parquet and the final report "
+                   "(default: ./sipwatch-live-<time>).")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="Write one JSON line per event here (default: "
+                      "stdout when it is not a terminal).")] = None,
+    write: Annotated[Path | None, typer.Option("--write", help="Keep a ring buffer of pcap files here.")] = None,
+    rotate_size: Annotated[float, typer.Option("--rotate-size", help="MB per ring buffer file.")] = 100.0,
+    rotate_count: Annotated[int, typer.Option("--rotate-count", help="Ring buffer files kept.")] = 10,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    rtp_heuristic: Annotated[bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced.")] = False,
+    buffer_mb: Annotated[int, typer.Option("--buffer", help="Kernel ring size in MB (split between interfaces).")] = 64,
+    report_calls: Annotated[int, typer.Option("--report-calls", help="Latest decided calls kept for the final "
+                            "report (all are in calls.jsonl).")] = 2000,
+    dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help="The live dashboard "
+                         "(default: when stderr is a terminal).")] = None,
+) -> None:
+    """Watch calls as they happen: events, a dashboard, calls flushed to --out; a final report at Ctrl-C."""
+    from sipwatch.live import start
+    from sipwatch.model import UsageError
+
+    if source not in (None, "-"):
+        raise UsageError(f"{source!r}: live reads interfaces (-i) or '-' (stdin); for a file use sipwatch analyze")
+    result = start(interface or [], source == "-", capture_filter, out, events, write, rotate_size, rotate_count,
+                   duration, rtp_heuristic, buffer_mb, report_calls, dashboard)
+    _say(f"sipwatch: {result.calls} calls; {result.received} frames, {result.dropped} dropped by the kernel")
+    _say(f"sipwatch: wrote {result.report_json}, {result.report_md} and {result.calls_file}")
+
+
 def main() -> None:
     """Console entry point: a user sees one line per error, never a traceback."""
     try:
