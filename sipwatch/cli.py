@@ -140,21 +140,27 @@ def report(
 
 @app.command()
 def extract(
-    capture: Annotated[str, typer.Argument(help="Capture file.")],
+    capture: Annotated[list[str], typer.Argument(help="Capture file, or consecutive files / a folder of them "
+                       "(the ring buffer of `sipwatch live --write`), read as one capture.")],
     call: Annotated[str, typer.Option("--call", help="The call: its number in `sipwatch analyze` or its Call-ID.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The pcap file to write.")],
 ) -> None:
     """Write one call's SIP and RTP packets to a pcap file (for tshark, Wireshark or the ticket)."""
     from sipwatch.core.analyzer import AnalyzerConfig
-    from sipwatch.pipeline import analyze_file
-    from sipwatch.report.extract import call_frames
+    from sipwatch.pipeline import analyze_capture
+    from sipwatch.report.extract import CaptureChain, call_frames, capture_paths
     from sipwatch.report.extract import extract as write_frames
 
-    analysis = analyze_file(capture, AnalyzerConfig(keep_frames=True))
-    found = _find_calls(analysis, call, capture)
+    paths = capture_paths(capture)
+    chain = CaptureChain(paths)
+    try:
+        analysis = analyze_capture(chain, AnalyzerConfig(keep_frames=True))
+    finally:
+        chain.close()
+    found = _find_calls(analysis, call, chain.name)
     frames = set().union(*(call_frames(c) for c in found))
     output.parent.mkdir(parents=True, exist_ok=True)
-    written = write_frames(capture, frames, output)
+    written = write_frames(paths, frames, output)
     _say(f"sipwatch: wrote {output} ({written} packets of call {', '.join(str(c.number) for c in found)})")
 
 

@@ -143,6 +143,8 @@ class _Ring:
         self.block_size = block_size
         self.blocks = blocks
         self.current = 0
+        # the counters reset on each read: start from zero once the ring is in place
+        self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
         self.dropped = 0
         self.received = 0
 
@@ -365,7 +367,16 @@ class PcapStreamSource:
             block = self._records()
             if block is not None:
                 yield block
-        if self._buffer and not self._stopping:
+        if self._stopping:  # what the pipe already holds was captured: read it (until quiet for `timeout`)
+            while poll.poll(timeout * 1000):
+                chunk = os.read(self.fd, 1 << 20)
+                if not chunk:
+                    break
+                self._buffer += chunk
+                block = self._records()
+                if block is not None:
+                    yield block
+        if self._buffer:
             self.problems.append(f"stream ends inside a record ({len(self._buffer)} bytes) at byte offset "
                                  f"{self._offset}")
 
