@@ -15,7 +15,7 @@ import numpy as np
 
 from sipwatch.capture.reader import FrameBlock
 
-PARQUET_ROWS = 10_000  # calls per Parquet part file (and the most rows held in memory for one)
+PARQUET_ROWS = 5_000  # calls per Parquet part file (and the most rows held in memory for one)
 
 
 class EventWriter:
@@ -48,7 +48,7 @@ class CallStore:
         self.jsonl = folder / "calls.jsonl"
         self._lines = self.jsonl.open("a")
         self.columns = columns
-        self._rows: list[dict] = []
+        self._rows: list[tuple] = []
         self._part = 0
         self.count = 0
         self.parquet_files: list[Path] = []
@@ -64,10 +64,8 @@ class CallStore:
         self._lines.write(json.dumps(call, separators=(",", ":")) + "\n")
         self.count += 1
         if self.parquet:
-            row = {k: call.get(k) for k in self.columns}
-            row["reason_phrase"] = call["reason"]["phrase"]
-            row["reason_header"] = "; ".join(call["reason"]["header"])
-            self._rows.append(row)
+            flat = {"reason_phrase": call["reason"]["phrase"], "reason_header": "; ".join(call["reason"]["header"])}
+            self._rows.append(tuple(flat[k] if k in flat else call.get(k) for k in self.columns))
             if len(self._rows) >= PARQUET_ROWS:
                 self._flush_parquet()
 
