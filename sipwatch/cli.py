@@ -303,7 +303,7 @@ def live(
     rtp_heuristic: Annotated[bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced.")] = False,
     buffer_mb: Annotated[int, typer.Option("--buffer", help="Kernel ring size in MB (split between interfaces).")] = 64,
     report_calls: Annotated[int, typer.Option("--report-calls", help="Latest decided calls kept for the final "
-                            "report (all are in calls.jsonl).")] = 2000,
+                            "report (all are in calls.jsonl).")] = 200,
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help="The live dashboard "
                          "(default: when stderr is a terminal).")] = None,
 ) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 
 from sipwatch.capture.reader import FrameBlock
 
-PARQUET_ROWS = 5_000  # calls per Parquet part file (and the most rows held in memory for one)
+PARQUET_ROWS = 2_000  # calls per Parquet part file at most (and the most rows held in memory for one)
+PARQUET_EVERY_S = 600.0  # capture seconds: a part is written at least this often when calls were decided
 
 
 class EventWriter:
@@ -50,6 +51,7 @@ class CallStore:
         self.columns = columns
         self._rows: list[tuple] = []
         self._part = 0
+        self._since: float | None = None
         self.count = 0
         self.parquet_files: list[Path] = []
         try:
@@ -71,6 +73,15 @@ class CallStore:
 
     def flush(self) -> None:
         self._lines.flush()
+
+    def tick(self, now: float) -> None:
+        """Capture time: write the pending Parquet rows when the last part is `PARQUET_EVERY_S` old."""
+        if self._since is None:
+            self._since = now
+        elif now - self._since >= PARQUET_EVERY_S:
+            self._since = now
+            if self.parquet:
+                self._flush_parquet()
 
     def _flush_parquet(self) -> None:
         if not self._rows:

@@ -30,6 +30,7 @@ from sipwatch.live.stats import LiveStats
 from sipwatch.model import ProblemLog, Severity
 from sipwatch.report.data import CSV_COLUMNS, call_to_dict, iso
 
+TRIM_INTERVAL = 30.0  # wall seconds between handing freed heap pages back to the system (glibc malloc_trim)
 TICK_LAG = 1.0  # ticks on a quiet line trail the source's clock: frames still in the ring are older than now
 CHECK_INTERVAL = 1.0  # capture seconds between in-call checks (one-way audio, RTP timeout, drops)
 
@@ -40,7 +41,7 @@ class LiveOptions:
     events: EventWriter | None = None
     ring: PcapRing | None = None
     duration: float | None = None  # seconds of wall time
-    report_calls: int = 2000
+    report_calls: int = 200
     poll_timeout: float = 0.2
     config: AnalyzerConfig = field(default_factory=lambda: AnalyzerConfig(unattached_idle_timeout=60.0))
 
@@ -76,6 +77,8 @@ class LiveRunner:
         self._next_check = float("-inf")
         self._dropped = 0
         self._stop_reason: str | None = None
+        self._next_trim = time.monotonic() + TRIM_INTERVAL
+        self._trim = _malloc_trim()
 
     # --- running --------------------------------------------------------------------------------
 
@@ -102,6 +105,11 @@ class LiveRunner:
                     self.stop("duration")
                 if self.dashboard is not None:
                     self.dashboard.refresh(self)
+                if self._trim is not None and time.monotonic() >= self._next_trim:
+                    # calls come and go by the thousand: without this, glibc keeps the pages they freed (RSS
+                    # creeps up on a run of days although nothing is kept)
+                    self._next_trim = time.monotonic() + TRIM_INTERVAL
+                    self._trim(0)
         finally:
             gc.set_threshold(*old)
         return self._finish()
@@ -183,6 +191,7 @@ class LiveRunner:
             return
         self._next_check = now + CHECK_INTERVAL
         self.stats.tick(now, self.analyzer)
+        self.store.tick(now)
         for stream in self.analyzer.take_expired_streams():
             self.expired_streams.append(stream)
         limits = self.analyzer.config.media
@@ -312,3 +321,12 @@ class LiveRunner:
         report_md.write_text(f"{title}\n\n{head}{rest}")
         return LiveResult(report_json, report_md, self.store.jsonl, self.store.count, stats.received, stats.dropped)
 
+
+def _malloc_trim():
+    """glibc's malloc_trim, or None elsewhere (musl, macOS)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
