@@ -14,15 +14,19 @@ from sipwatch.capture.reader import FrameBlock, open_capture
 
 class ReplaySource:
     """Each of `loops` passes reads `paths` in order, every timestamp moved `shift` seconds later than in the
-    pass before. `on_loop(n)` is called after pass n (1-based) has been handed over."""
+    pass before. `on_loop(n)` is called after pass n (1-based) has been handed over.
+
+    With `paced`, frames are handed over one by one and a quiet second between two frames is told as a live
+    source tells it (None, with `now()` moved on), so timers and in-call checks fire as on a live line."""
 
     def __init__(self, paths: list[str], loops: int, shift: float,
-                 on_loop: Callable[[int], None] | None = None) -> None:
+                 on_loop: Callable[[int], None] | None = None, paced: bool = False) -> None:
         self.name = f"replay of {', '.join(paths)} x{loops}"
         self.paths = paths
         self.loops = loops
         self.shift = shift
         self.on_loop = on_loop
+        self.paced = paced
         self._stopping = False
         self._received = 0
         self._bytes = 0
@@ -41,6 +45,9 @@ class ReplaySource:
                         block.times = array("d", times.tobytes())
                         self._received += len(block)
                         self._bytes += int(sum(block.lengths))
+                        if self.paced:
+                            yield from self._paced(block, times)
+                            continue
                         self._last = float(times[-1]) if len(times) else self._last
                         yield block
                 finally:
@@ -50,6 +57,17 @@ class ReplaySource:
             yield None
             if self.on_loop is not None:
                 self.on_loop(n + 1)
+
+    def _paced(self, block: FrameBlock, times: np.ndarray) -> Iterator[FrameBlock | None]:
+        for i, ts in enumerate(times.tolist()):
+            while ts - self._last > 1.0 and self._last != float("-inf"):
+                self._last += 1.0
+                yield None
+            self._last = ts
+            start, length = block.offsets[i], block.lengths[i]
+            linktype = block.linktypes[i]
+            yield FrameBlock(block.data[start : start + length], 0, array("q", [0]), array("q", [length]),
+                             array("d", [ts]), array("H", [linktype]))
 
     def now(self) -> float:
         return self._last
