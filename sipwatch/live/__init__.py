@@ -19,13 +19,36 @@ def start(
     write: Path | None, rotate_size: float, rotate_count: int, duration: float | None, rtp_heuristic: bool,
     buffer_mb: int, report_calls: int, dashboard: bool | None,
 ) -> LiveResult:
-    from sipwatch.capture.live import DEFAULT_FILTER, InterfaceSource, PcapStreamSource
-    from sipwatch.core.analyzer import AnalyzerConfig
-
     if stdin == bool(interfaces):
         raise UsageError("give interfaces with -i (several allowed, or `any`), or '-' for a pcap stream on stdin")
     if duration is not None and duration <= 0:
         raise UsageError("--duration must be positive")
+    # from here on, Ctrl-C or SIGTERM ends the run cleanly, even while the sockets and files are being set up
+    # (a second one gives up at once: the stdin stream may not even have sent its header)
+    requested: list[tuple[int, str]] = []
+
+    def during_setup(signum: int, _frame) -> None:
+        if requested:
+            raise KeyboardInterrupt
+        requested.append((signum, signal.Signals(signum).name))
+
+    previous = {sig: signal.signal(sig, during_setup) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(interfaces, stdin, capture_filter, out, events, write, rotate_size, rotate_count, duration,
+                    rtp_heuristic, buffer_mb, report_calls, dashboard, requested)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(
+    interfaces: list[str], stdin: bool, capture_filter: str | None, out: Path | None, events: Path | None,
+    write: Path | None, rotate_size: float, rotate_count: int, duration: float | None, rtp_heuristic: bool,
+    buffer_mb: int, report_calls: int, dashboard: bool | None, requested: list[tuple[int, str]],
+) -> LiveResult:
+    from sipwatch.capture.live import DEFAULT_FILTER, InterfaceSource, PcapStreamSource
+    from sipwatch.core.analyzer import AnalyzerConfig
+
     out = out or Path(f"sipwatch-live-{stamp()}")
     out.mkdir(parents=True, exist_ok=True)
     if events is not None:
@@ -51,9 +74,10 @@ def start(
 
         board = Dashboard()
     runner = LiveRunner(source, options, board)
-    previous = {}
+    for _sig, why in requested:  # a signal that came while setting up still stops the run (at once)
+        runner.stop(why)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, lambda signum, _frame: runner.stop(signal.Signals(signum).name))
+        signal.signal(sig, lambda signum, _frame: runner.stop(signal.Signals(signum).name))
     try:
         if board is not None:
             with board:
@@ -62,8 +86,6 @@ def start(
         else:
             result = runner.run()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         source.close()
     return result
 
