@@ -257,3 +257,35 @@ def test_live_stdin_from_tcpdump(tmp_path: Path) -> None:
     assert outcomes == ["answered", "busy"]
     assert report["live"]["stopped_by"] == "SIGINT"
     assert report["capture"]["link_types"] == [1]
+
+
+def test_live_any_and_several_interfaces_see_the_same_calls(tmp_path: Path) -> None:
+    """`-i any` (a datagram socket, every frame given an Ethernet header; loopback kept once) and `-i lo -i vethB`
+    (two rings) in namespace B, at the same time, on the same calls: the same outcomes and packet counts."""
+    _need_lab()
+    work = netlab.sipp_workdir(tmp_path / "sipp")
+    runs = {"any": ["-i", "any"], "two": ["-i", "lo", "-i", "vethB"], "veth": ["-i", "vethB"]}
+    procs = {}
+    with netlab.Lab("lany") as lab:
+        for name, args in runs.items():
+            events = tmp_path / f"{name}.jsonl"
+            procs[name] = (_start_live(lab.b, [*args, "--out", str(tmp_path / name), "--events", str(events),
+                                               "--no-dashboard"], tmp_path / f"{name}.log"), events)
+        for name, (proc, events) in procs.items():
+            _wait_started(events, proc, tmp_path / f"{name}.log")
+        # loopback traffic in B: one datagram, seen once on `lo` (not twice, leaving and arriving)
+        lab.b.run([sys.executable, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+                   ".sendto(b'x' * 20, ('127.0.0.1', 9))"])
+        _run_calls(lab, work, ["answered", "busy"])
+        for name, (proc, _) in procs.items():
+            _stop(proc, tmp_path / f"{name}.log")
+    reports = {name: json.loads((tmp_path / name / "report.json").read_text()) for name in runs}
+    for name, report in reports.items():
+        assert sorted(c["outcome"] for c in report["calls"]) == ["answered", "busy"], name
+        assert report["live"]["frames_dropped_by_kernel"] == 0
+        assert report["capture"]["link_types"] == [1]
+    streams = {name: sorted((s["src"], s["dst"], s["packets"]) for c in r["calls"] for s in c["streams"])
+               for name, r in reports.items()}
+    assert streams["any"] == streams["two"] == streams["veth"] and streams["any"]
+    packets = {name: r["capture"]["packets"] for name, r in reports.items()}
+    assert packets["any"] == packets["two"] == packets["veth"] + 1, packets  # + the loopback datagram, once
