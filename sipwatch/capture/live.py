@@ -271,15 +271,10 @@ class InterfaceSource:
         while not self._stopping:
             handed = False
             for ring in rings:
-                while True:
-                    block = ring.take()
-                    if block is None:
-                        break
+                while not self._stopping and (block := ring.take()) is not None:
                     handed = True
                     self._bytes += sum(block.lengths)
                     yield block
-                    if self._stopping:
-                        return
             if handed:
                 continue
             try:
@@ -288,9 +283,14 @@ class InterfaceSource:
                 events = []
             if not events and not any(ring.ready() for ring in rings):
                 yield None
-        # what the kernel already handed over is still read: nothing captured is lost at stop
+        # what the kernel already handed over is still read: nothing captured is lost at stop (one turn of each
+        # ring at most, as the kernel goes on filling the blocks given back)
         for ring in rings:
-            while (block := ring.take()) is not None:
+            for _ in range(ring.blocks):
+                block = ring.take()
+                if block is None:
+                    break
+                self._bytes += sum(block.lengths)
                 yield block
 
     def now(self) -> float:

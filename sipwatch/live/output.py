@@ -56,8 +56,11 @@ class CallStore:
         self.parquet_files: list[Path] = []
         try:
             import pandas  # noqa: F401
-            import pyarrow  # noqa: F401
+            import pyarrow
 
+            # the system allocator: what Parquet writing frees goes back with the runner's malloc_trim (pyarrow's
+            # own pool keeps it)
+            pyarrow.set_memory_pool(pyarrow.system_memory_pool())
             self.parquet = True
         except ImportError:
             self.parquet = False
