@@ -71,6 +71,13 @@ def test_invite_timeout_fires_on_a_quiet_line_and_calls_leave_memory(tmp_path: P
     assert all(f["evidence"] for f in failures.values())
     assert runner.analyzer.memory()["calls"] == 0
     assert events[-1]["event"] == "stopped" and events[-1]["calls"] == 2
+    # every decided call flushed: JSON lines and Parquet agree with the events
+    import pandas as pd
+
+    lines = [json.loads(line) for line in (tmp_path / "out" / "calls.jsonl").read_text().splitlines()]
+    table = pd.read_parquet(tmp_path / "out" / "calls-00001.parquet")
+    assert sorted(table["outcome"]) == sorted(c["outcome"] for c in lines) == ["busy", "timeout"]
+    assert sorted(table["call_id"]) == sorted(e["call_id"] for e in ended)
 
 
 def test_dashboard_shows_calls_asr_causes_and_drops(tmp_path: Path) -> None:
