@@ -49,6 +49,13 @@ def expected(capture: Path) -> dict:
             "streams": sum(len(c.streams) for c in analysis.calls) + len(analysis.unattached_streams)}
 
 
+def interrupt(proc: subprocess.Popen) -> None:
+    """Ctrl-C to the command a netlab Namespace started, not to its `timeout -k 2` wrapper: the wrapper would
+    pass the signal on and SIGKILL the command 2 s later, while it writes its final report."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    os.kill(int(children[0]), signal.SIGINT)
+
+
 def one_rate(capture: Path, rate: int, want: dict, work: Path) -> dict:
     import netlab
 
@@ -60,7 +67,7 @@ def one_rate(capture: Path, rate: int, want: dict, work: Path) -> dict:
         with log.open("w") as err:
             live = lab.b.start([sys.executable, "-m", "sipwatch.cli", "live", "-i", lab.b.veth, "--out", str(out),
                                 "--events", str(events), "--no-dashboard", "--report-calls", "1000000",
-                                "--buffer", "128"], 600, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
+                                "--buffer", "64"], 600, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
         deadline = time.monotonic() + 30
         while not (events.exists() and '"started"' in events.read_text()):
             if live.poll() is not None or time.monotonic() > deadline:
@@ -70,9 +77,10 @@ def one_rate(capture: Path, rate: int, want: dict, work: Path) -> dict:
         achieved = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", replay.stdout)
         sent = re.search(r"Actual: (\d+) packets", replay.stdout)
         time.sleep(1.0)  # the last ring block is handed over within 50 ms; the rest is read at stop
-        os.killpg(live.pid, signal.SIGINT)
-        if live.wait(600) != 0:
-            raise RuntimeError(f"sipwatch live failed: {log.read_text()[-3000:]}")
+        interrupt(live)
+        code = live.wait(600)
+        if code != 0:
+            raise RuntimeError(f"sipwatch live failed ({code}): {log.read_text()[-3000:]}")
     report = json.loads((out / "report.json").read_text())
     got = {"frames": report["live"]["frames_received"], "calls": report["live"]["calls_decided"],
            "streams": report["summary"]["rtp_streams"], "dropped": report["live"]["frames_dropped_by_kernel"]}

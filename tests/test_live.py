@@ -72,8 +72,16 @@ def _wait_started(events: Path, proc: subprocess.Popen, log: Path) -> None:
         time.sleep(0.05)
 
 
+def interrupt(proc: subprocess.Popen) -> None:
+    """Ctrl-C to the command a Namespace started, not to its `timeout -k 2` wrapper: the wrapper would pass the
+    signal on and SIGKILL the command 2 s later, while it writes its final report."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    os.kill(int(children[0]), signal.SIGINT)
+
+
 def _stop(proc: subprocess.Popen, log: Path) -> str:
-    os.killpg(proc.pid, signal.SIGINT)
+    interrupt(proc)
     code = proc.wait(60)
     text = log.read_text()
     assert code == 0, f"sipwatch live exited {code}: {text[-3000:]}"
