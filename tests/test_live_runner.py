@@ -161,3 +161,24 @@ def test_live_stdin_rejects_pcapng_and_garbage_cleanly(tmp_path: Path) -> None:
                                 input=data, capture_output=True, timeout=60, env=_env(), cwd=ROOT)
         assert result.returncode == 4
         assert words in result.stderr.decode() and "Traceback" not in result.stderr.decode()
+
+
+def test_live_stdin_ring_keeps_the_streams_link_type(tmp_path: Path) -> None:
+    """A stream from `tcpdump -i any` is Linux cooked (SLL2): the ring files say so, and read back the same."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is needed to read the ring files")
+    capture = CAPTURES / "any_interface.pcap"
+    result = subprocess.run([*SIPWATCH, "live", "-", "--out", str(tmp_path / "out"), "--write", str(tmp_path / "ring"),
+                             "--no-dashboard"], input=capture.read_bytes(), capture_output=True, timeout=60, env=_env(),
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    (ring,) = sorted((tmp_path / "ring").glob("sipwatch-*.pcap"))
+    info = subprocess.run(["capinfos", "-E", "-c", str(ring)], capture_output=True, text=True, timeout=60)
+    assert "Linux cooked-mode capture v2" in info.stdout, info.stdout
+    live = json.loads((tmp_path / "out" / "report.json").read_text())
+    again = subprocess.run([*SIPWATCH, "analyze", str(ring), "--format", "json"], capture_output=True, text=True,
+                           timeout=60, env=_env(), cwd=ROOT)
+    assert again.returncode == 0, again.stderr
+    analyzed = json.loads(again.stdout)
+    assert analyzed["capture"]["packets"] == live["capture"]["packets"]
+    assert [c["outcome"] for c in analyzed["calls"]] == [c["outcome"] for c in live["calls"]] == ["answered"]

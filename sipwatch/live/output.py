@@ -103,14 +103,15 @@ class CallStore:
         self._lines.close()
 
 
-_NANO_HEADER = Struct("<IHHiIII").pack(0xA1B23C4D, 2, 4, 0, 0, 262144, 1)  # nanosecond pcap, Ethernet
+_NANO_HEADER = Struct("<IHHiIII")  # nanosecond pcap file header: magic, version, zone, sigfigs, snaplen, link type
 _RECORDS = np.dtype([("sec", "<u4"), ("nsec", "<u4"), ("caplen", "<u4"), ("len", "<u4")])
 
 
 class PcapRing:
     """A ring buffer of nanosecond pcap files (`sipwatch-NNNNNN.pcap` in capture order): a new file when the
-    current one passes `size_mb`, the oldest deleted when more than `count` exist. Every file is a complete
-    pcap that tshark reads; `sipwatch extract DIR` follows a call across them."""
+    current one passes `size_mb` (or when the link type changes: a pcap file has one), the oldest deleted when
+    more than `count` exist. Every file is a complete pcap that tshark reads; `sipwatch extract DIR` follows a
+    call across them."""
 
     def __init__(self, folder: Path, size_mb: float, count: int) -> None:
         self.folder = folder
@@ -122,16 +123,18 @@ class PcapRing:
         self.files: list[Path] = existing
         self._out = None
         self._size = 0
+        self._linktype: int | None = None
         self.frames = 0
 
-    def _rotate(self) -> None:
+    def _rotate(self, linktype: int) -> None:
         if self._out is not None:
             self._out.close()
         self._seq += 1
         path = self.folder / f"sipwatch-{self._seq:06d}.pcap"
         self._out = path.open("wb")
-        self._out.write(_NANO_HEADER)
-        self._size = len(_NANO_HEADER)
+        self._out.write(_NANO_HEADER.pack(0xA1B23C4D, 2, 4, 0, 0, 262144, linktype))
+        self._linktype = linktype
+        self._size = _NANO_HEADER.size
         self.files.append(path)
         while len(self.files) > self.count:
             old = self.files.pop(0)
@@ -142,6 +145,13 @@ class PcapRing:
         n = len(block)
         if not n:
             return
+        single = block.single_linktype
+        if single is None and len(set(block.linktypes)) > 1:  # one file per link type
+            for i in range(n):
+                self.write(FrameBlock(block.data, 0, block.offsets[i : i + 1], block.lengths[i : i + 1],
+                                      block.times[i : i + 1], block.linktypes[i : i + 1]))
+            return
+        linktype = single if single is not None else block.linktypes[0]
         times = np.frombuffer(block.times, dtype=np.float64)
         lengths = np.frombuffer(block.lengths, dtype=np.int64)
         headers = np.empty(n, dtype=_RECORDS)
@@ -154,8 +164,8 @@ class PcapRing:
         data, offsets = block.data, block.offsets
         i = 0
         while i < n:
-            if self._out is None or self._size >= self.limit:
-                self._rotate()
+            if self._out is None or self._size >= self.limit or linktype != self._linktype:
+                self._rotate(linktype)
             # as many records as fit in this file (at least one)
             parts = []
             size = self._size
