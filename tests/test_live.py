@@ -297,3 +297,34 @@ def test_live_any_and_several_interfaces_see_the_same_calls(tmp_path: Path) -> N
     assert streams["any"] == streams["two"] == streams["veth"] and streams["any"]
     packets = {name: r["capture"]["packets"] for name, r in reports.items()}
     assert packets["any"] == packets["two"] == packets["veth"] + 1, packets  # + the loopback datagram, once
+
+
+def test_live_counts_kernel_drops_when_it_cannot_keep_up(tmp_path: Path) -> None:
+    """sipwatch stopped (SIGSTOP) while tcpreplay sends more than its 4 MiB ring holds: the kernel drops the rest,
+    and sipwatch says so (event, report), with received + dropped = sent. No timing involved."""
+    _need_lab()
+    if shutil.which("tcpreplay") is None:
+        pytest.skip("tcpreplay is needed (make test installs it)")
+    out, events, log = tmp_path / "out", tmp_path / "events.jsonl", tmp_path / "live.log"
+    with netlab.Lab("ldrop") as lab:
+        proc = _start_live(lab.b, ["-i", lab.b.veth, "--buffer", "1", "--out", str(out), "--events", str(events),
+                                   "--no-dashboard"], log)
+        _wait_started(events, proc, log)
+        (child,) = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        os.kill(int(child), signal.SIGSTOP)
+        try:
+            replay = lab.a.run(["tcpreplay", "-i", lab.a.veth, "--topspeed", "--loop", "100",
+                                str(ROOT / "captures" / "answered_rtp.pcap")], timeout=120)
+        finally:
+            os.kill(int(child), signal.SIGCONT)
+        sent = int(replay.stdout.split("Actual: ")[1].split()[0])
+        time.sleep(0.5)
+        _stop(proc, log)
+    report = json.loads((out / "report.json").read_text())
+    received, dropped = report["live"]["frames_received"], report["live"]["frames_dropped_by_kernel"]
+    assert sent == 100 * 209
+    assert dropped > 0 and received + dropped == sent, (sent, received, dropped)
+    assert received * 250 < 5 << 20  # what the 4 MiB ring held
+    told = [e for e in _events(events) if e["event"] == "capture_drops"]
+    assert told and sum(e["dropped"] for e in told) == dropped
+    assert "capture_drops" in [p["kind"] for p in report["problems"]]
