@@ -182,3 +182,18 @@ def test_live_stdin_ring_keeps_the_streams_link_type(tmp_path: Path) -> None:
     analyzed = json.loads(again.stdout)
     assert analyzed["capture"]["packets"] == live["capture"]["packets"]
     assert [c["outcome"] for c in analyzed["calls"]] == [c["outcome"] for c in live["calls"]] == ["answered"]
+
+
+def test_live_stdin_quiet_before_the_first_record(tmp_path: Path) -> None:
+    """A stream that sent its header and nothing else yet (a quiet line at start): no clock yet, no crash."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*SIPWATCH, "live", "-", "--out", str(out), "--no-dashboard", "--duration", "1.5"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=ROOT)
+    proc.stdin.write((CAPTURES / "busy_486.pcap").read_bytes()[:24])
+    proc.stdin.flush()
+    proc.wait(60)
+    stderr = proc.stderr.read().decode()
+    proc.stdin.close()
+    assert proc.returncode == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["calls"] == [] and report["live"]["stopped_by"] == "duration"

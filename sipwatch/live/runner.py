@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -187,7 +188,7 @@ class LiveRunner:
     # --- in-call checks -----------------------------------------------------------------------------
 
     def _check(self, now: float | None) -> None:
-        if now is None or now < self._next_check:
+        if now is None or now < self._next_check or not math.isfinite(now):  # no clock before the first frame
             return
         self._next_check = now + CHECK_INTERVAL
         self.stats.tick(now, self.analyzer)
@@ -257,6 +258,8 @@ class LiveRunner:
         decoder.fragments.close()
         decoder.tcp.close()
         end = self.source.now() if self.last_ts is None else max(self.last_ts, analyzer._now)
+        if not math.isfinite(end):
+            end = time.time()
         self._check(end)
         self._finished(analyzer.close())
         stats = self.source.stats()
