@@ -315,8 +315,12 @@ def live(
         raise UsageError(f"{source!r}: live reads interfaces (-i) or '-' (stdin); for a file use sipwatch analyze")
     result = start(interface or [], source == "-", capture_filter, out, events, write, rotate_size, rotate_count,
                    duration, rtp_heuristic, buffer_mb, report_calls, dashboard)
+    for warning in result.warnings:
+        _say(f"sipwatch: warning: {warning}")
     _say(f"sipwatch: {result.calls} calls; {result.received} frames, {result.dropped} dropped by the kernel")
     _say(f"sipwatch: wrote {result.report_json}, {result.report_md} and {result.calls_file}")
+    if result.warnings:  # the stream was cut or corrupt: reported as every command reports capture damage
+        raise typer.Exit(EXIT_DAMAGED)
 
 
 def main() -> None:

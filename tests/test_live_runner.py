@@ -197,3 +197,29 @@ def test_live_stdin_quiet_before_the_first_record(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr
     report = json.loads((out / "report.json").read_text())
     assert report["calls"] == [] and report["live"]["stopped_by"] == "duration"
+
+
+def test_live_stdin_corrupt_or_cut_stream_keeps_what_came_before(tmp_path: Path) -> None:
+    """A record claiming 999,999 bytes (lost sync) or a stream cut inside a record: a warning with the frame and
+    byte offset, the calls before it analyzed and reported, exit 6 as for any damaged capture."""
+    data = (CAPTURES / "busy_486.pcap").read_bytes()
+    third = 24 + sum(16 + int.from_bytes(data[at + 8 : at + 12], "little") for at in _record_starts(data)[:2])
+    corrupt = data[: third + 8] + (999_999).to_bytes(4, "little") + data[third + 12 :]
+    for name, stream, words in (("corrupt", corrupt, f"frame 3, byte offset {third}: record claims 999999 bytes"),
+                                ("cut", data[:-10], "stream ends inside a record")):
+        out = tmp_path / name
+        result = subprocess.run([*SIPWATCH, "live", "-", "--out", str(out), "--no-dashboard"], input=stream,
+                                capture_output=True, timeout=60, env=_env(), cwd=ROOT)
+        stderr = result.stderr.decode()
+        assert result.returncode == 6, stderr
+        assert words in stderr and "Traceback" not in stderr
+        report = json.loads((out / "report.json").read_text())
+        assert len(report["calls"]) == 1 and report["capture"]["damaged"]
+
+
+def _record_starts(data: bytes) -> list[int]:
+    starts, at = [], 24
+    while at + 16 <= len(data):
+        starts.append(at)
+        at += 16 + int.from_bytes(data[at + 8 : at + 12], "little")
+    return starts

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sipwatch.capture.reader import MAX_SANE_CAPLEN, FrameBlock, _Repeat
-from sipwatch.model import CaptureError, UsageError
+from sipwatch.model import CaptureError, Problem, Severity, UsageError
 
 # SIP on 5060/5061 over UDP and TCP, any UDP (RTP and RTCP ports are negotiated), and IP fragments: a
 # `port 5060` filter alone would drop every fragment but the first, which carries no UDP header.
@@ -323,7 +323,7 @@ class PcapStreamSource:
         self._bytes = 0
         self._last_ts: float | None = None
         self._last_wall = time.monotonic()
-        self.problems: list[str] = []
+        self.problems: list[Problem] = []
         header = self._read_exactly(24)
         if len(header) < 24:
             raise CaptureError(f"{name}: empty input, not a pcap stream")
@@ -367,7 +367,7 @@ class PcapStreamSource:
             block = self._records()
             if block is not None:
                 yield block
-        if self._stopping:  # what the pipe already holds was captured: read it (until quiet for `timeout`)
+        if self._stopping and not self.problems:  # what the pipe holds was captured: read it (until quiet)
             while poll.poll(timeout * 1000):
                 chunk = os.read(self.fd, 1 << 20)
                 if not chunk:
@@ -376,13 +376,14 @@ class PcapStreamSource:
                 block = self._records()
                 if block is not None:
                     yield block
-        if self._buffer:
-            self.problems.append(f"stream ends inside a record ({len(self._buffer)} bytes) at byte offset "
-                                 f"{self._offset}")
+        if self._buffer and not self.problems:
+            self.problems.append(Problem("truncated_capture", f"stream ends inside a record ({len(self._buffer)} "
+                                         "bytes)", self._received + 1, self._offset, Severity.ERROR))
 
     def _records(self) -> FrameBlock | None:
         buf = self._buffer
         end = len(buf)
+        corrupt_at = None
         unpack = self._record.unpack_from
         offsets, lengths, times = array("q"), array("q"), array("d")
         pos = 0
@@ -390,19 +391,27 @@ class PcapStreamSource:
         while pos + 16 <= end:
             sec, frac, caplen, _wire = unpack(buf, pos)
             if caplen > MAX_SANE_CAPLEN:
-                raise CaptureError(f"{self.name}: record at byte offset {self._offset + pos} claims {caplen} "
-                                   "bytes; the stream is corrupt")
+                frame = self._received + len(offsets) + 1
+                self.problems.append(Problem("corrupt_record", f"record claims {caplen} bytes; the stream is corrupt "
+                                             "from here on", frame, self._offset + pos, Severity.ERROR))
+                self._stopping = True
+                corrupt_at = pos
+                break
             if pos + 16 + caplen > end:
                 break
             offsets.append(pos + 16)
             lengths.append(caplen)
             times.append(sec + frac / divisor)
             pos += 16 + caplen
+        data = bytes(buf[:pos])
+        if corrupt_at is not None:
+            self._offset += len(buf)
+            buf.clear()
+        else:
+            del buf[:pos]
+            self._offset += pos
         if not offsets:
             return None
-        data = bytes(buf[:pos])
-        del buf[:pos]
-        self._offset += pos
         self._received += len(offsets)
         self._bytes += pos
         self._last_ts = times[-1]

@@ -55,6 +55,7 @@ class LiveResult:
     calls: int
     received: int
     dropped: int
+    warnings: list[str] = field(default_factory=list)  # damage of the input (a stream cut or corrupt)
 
 
 class LiveRunner:
@@ -267,8 +268,8 @@ class LiveRunner:
             self._emit({"event": "capture_drops", "ts": iso(end), "source": self.source.name,
                         "dropped": stats.dropped - self._dropped, "total_dropped": stats.dropped,
                         "received": stats.received})
-        for problem in getattr(self.source, "problems", []):
-            self.problems.report("truncated_capture", problem, severity=Severity.ERROR)
+        damage = list(getattr(self.source, "problems", []))  # a stream cut or corrupt: what came before is analyzed
+        self.problems.extend(damage)
         self.store.close()
         if self.options.ring is not None:
             self.options.ring.close()
@@ -286,6 +287,7 @@ class LiveRunner:
         findings = capture_loss(calls, unattached, analyzer.config.media)
         analysis = Analysis(info, analyzer.stats, calls, self.problems, analyzer.config, unattached, findings)
         result = self._write_report(analysis, stats)
+        result.warnings = [f"{self.source.name}: {problem}" for problem in damage]
         self._emit({"event": "stopped", "reason": self._stop_reason or "end of input", "wall": iso(time.time()),
                     "calls": self.store.count, "received": stats.received, "dropped": stats.dropped,
                     "report": str(result.report_json)})
