@@ -223,3 +223,16 @@ def _record_starts(data: bytes) -> list[int]:
         starts.append(at)
         at += 16 + int.from_bytes(data[at + 8 : at + 12], "little")
     return starts
+
+
+def test_live_usage_errors_are_one_line_and_create_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for args, words in ((["-i", "lo", "--filter", "udp prt 5"], "does not compile"),
+                        ([], "give interfaces with -i"),
+                        (["capture.pcap"], "for a file use sipwatch analyze"),
+                        (["-", "-i", "lo"], "give interfaces with -i")):
+        result = subprocess.run([*SIPWATCH, "live", *args, "--out", str(out), "--no-dashboard"], capture_output=True,
+                                text=True, timeout=60, env=_env(), cwd=ROOT, stdin=subprocess.DEVNULL)
+        assert result.returncode == 2, (args, result.stderr)
+        assert words in result.stderr and "Traceback" not in result.stderr
+        assert not out.exists()

@@ -49,36 +49,36 @@ def _run(
     from sipwatch.capture.live import DEFAULT_FILTER, InterfaceSource, PcapStreamSource
     from sipwatch.core.analyzer import AnalyzerConfig
 
-    out = out or Path(f"sipwatch-live-{stamp()}")
-    out.mkdir(parents=True, exist_ok=True)
-    if events is not None:
-        events.parent.mkdir(parents=True, exist_ok=True)
-        writer: EventWriter | None = EventWriter(events.open("a"), close=True)
-    elif not is_terminal(sys.stdout):
-        writer = EventWriter(sys.stdout)
-    else:
-        writer = None
     if stdin:
         if capture_filter:
             raise UsageError("--filter applies to interfaces; filter the stream where it is captured")
         source = PcapStreamSource(sys.stdin.fileno())
     else:
         source = InterfaceSource(interfaces, capture_filter or DEFAULT_FILTER, buffer_mb)
-    ring = PcapRing(write, rotate_size, rotate_count) if write is not None else None
-    options = LiveOptions(out, writer, ring, duration, report_calls,
-                          config=AnalyzerConfig(rtp_heuristic=rtp_heuristic, unattached_idle_timeout=60.0))
-    show = is_terminal(sys.stderr) if dashboard is None else dashboard
-    board = None
-    if show:
-        from sipwatch.live.dashboard import Dashboard
-
-        board = Dashboard()
-    runner = LiveRunner(source, options, board)
-    for _sig, why in requested:  # a signal that came while setting up still stops the run (at once)
-        runner.stop(why)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _frame: runner.stop(signal.Signals(signum).name))
     try:
+        out = out or Path(f"sipwatch-live-{stamp()}")
+        out.mkdir(parents=True, exist_ok=True)
+        if events is not None:
+            events.parent.mkdir(parents=True, exist_ok=True)
+            writer: EventWriter | None = EventWriter(events.open("a"), close=True)
+        elif not is_terminal(sys.stdout):
+            writer = EventWriter(sys.stdout)
+        else:
+            writer = None
+        ring = PcapRing(write, rotate_size, rotate_count) if write is not None else None
+        options = LiveOptions(out, writer, ring, duration, report_calls,
+                              config=AnalyzerConfig(rtp_heuristic=rtp_heuristic, unattached_idle_timeout=60.0))
+        show = is_terminal(sys.stderr) if dashboard is None else dashboard
+        board = None
+        if show:
+            from sipwatch.live.dashboard import Dashboard
+
+            board = Dashboard()
+        runner = LiveRunner(source, options, board)
+        for _sig, why in requested:  # a signal that came while setting up still stops the run (at once)
+            runner.stop(why)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _frame: runner.stop(signal.Signals(signum).name))
         if board is not None:
             with board:
                 result = runner.run()
