@@ -52,16 +52,13 @@ class Dashboard:
     def render(self, runner) -> Group:
         stats = runner.stats
         capture = runner.source.stats()
-        head = Table.grid(padding=(0, 3))
-        head.add_row(
-            Text(f"sipwatch live  {runner.source.name}", style="bold"),
-            f"active calls {stats.active}", f"CPS {stats.cps():.1f}",
-            f"ASR 1m {fmt(stats.asr(1), '%')}  5m {fmt(stats.asr(5), '%')}  15m {fmt(stats.asr(15), '%')}",
-        )
-        head.add_row(
-            f"decided {stats.decided}", f"frames {capture.received}",
-            Text(f"kernel drops {capture.dropped}", style="red" if capture.dropped else ""),
-            f"one-way {stats.alerts['one_way_audio']}  RTP timeouts {stats.alerts['rtp_timeout']}",
+        head = Text.assemble(
+            ("sipwatch live ", "bold"), (runner.source.name, "bold"),
+            f"  active calls {stats.active}  CPS {stats.cps():.1f}  ASR 1m {fmt(stats.asr(1), '%')} "
+            f"5m {fmt(stats.asr(5), '%')} 15m {fmt(stats.asr(15), '%')}\n",
+            f"decided {stats.decided}  frames {capture.received}  ",
+            (f"kernel drops {capture.dropped}", "bold red" if capture.dropped else ""),
+            f"  one-way {stats.alerts['one_way_audio']}  RTP timeouts {stats.alerts['rtp_timeout']}",
         )
         causes = Table(title="failures by cause", expand=False)
         causes.add_column("cause")
@@ -70,7 +67,7 @@ class Dashboard:
             causes.add_row(cause, str(n))
         worst = Table(title="worst streams (15 min)", expand=False)
         for name in ("stream", "loss", "jitter max", "MOS"):
-            worst.add_column(name)
+            worst.add_column(name, no_wrap=name != "stream")
         for mos, _, _, label, loss, jitter in stats.worst()[:6]:
             worst.add_row(label, f"{loss:.1f}%", fmt(jitter, " ms"), f"{mos:.2f}")
         tables = Table.grid(padding=(0, 4))
