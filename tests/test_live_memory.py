@@ -26,8 +26,8 @@ FIRST_HOUR = 6  # passes
 
 
 def test_live_memory_is_flat_over_six_hours_of_capture_time(tmp_path: Path) -> None:
-    rtp_only = tmp_path / "rtp_only.pcap"  # the one-way call's RTP without its SIP: an unattached stream
-    subprocess.run(["tcpdump", "-r", str(CAPTURES / "one_way_audio.pcap"), "-w", str(rtp_only),
+    rtp_only = tmp_path / "rtp_only.pcap"  # RTP of a call whose SIP is left out: unattached streams
+    subprocess.run(["tcpdump", "-r", str(CAPTURES / "reinvite_port_change.pcap"), "-w", str(rtp_only),
                     "udp and not portrange 5000-5999"], check=True, capture_output=True, timeout=30)
     paths = [str(CAPTURES / name) for name in
              ("answered_rtp.pcap", "busy_486.pcap", "cancel_487.pcap", "tcp_call.pcap", "one_way_audio.pcap")]
@@ -60,3 +60,23 @@ def test_live_memory_is_flat_over_six_hours_of_capture_time(tmp_path: Path) -> N
     assert report["live"]["calls_decided"] == 5 * PASSES
     assert len(report["calls"]) == 20
     assert len(report["unattached_streams"]) == 20  # expired unattached streams: the latest kept for the report
+    streams = (tmp_path / "out" / "unattached_streams.jsonl").read_text().splitlines()
+    assert len(streams) == 4 * PASSES  # the call's 4 streams (2 before its re-INVITE), every pass, written out
+    assert all(json.loads(line)["call_id"] is None for line in streams)
+
+
+def test_transactions_expire_by_capture_time(tmp_path: Path) -> None:
+    """A capture replayed 10 minutes later (same Call-ID, same Via branches): the old transactions have expired,
+    so the second INVITE is a new transaction, not a retransmission, and its SDP gives the second call its
+    media. (They used to expire only past 1,024 transactions: the second call had no streams.)"""
+    shifted, twice = tmp_path / "shifted.pcap", tmp_path / "twice.pcap"
+    subprocess.run(["editcap", "-t", "600", str(CAPTURES / "answered_rtp.pcap"), str(shifted)], check=True,
+                   capture_output=True, timeout=30)
+    subprocess.run(["mergecap", "-a", "-w", str(twice), str(CAPTURES / "answered_rtp.pcap"), str(shifted)],
+                   check=True, capture_output=True, timeout=30)
+    from sipwatch.pipeline import analyze_file
+
+    analysis = analyze_file(str(twice))
+    assert [c.number for c in analysis.calls] == [1, 2]
+    assert [sorted(s.stats.packets for s in c.streams) for c in analysis.calls] == [[101, 101], [101, 101]]
+    assert analysis.stats.retransmissions == 0

@@ -440,12 +440,15 @@ class Analyzer:
                     call.state = next_state(state, CallEvent.TIMER_B) or state
             elif now - call.last_ts > config.dialog_idle_timeout:
                 events.append(self._retire(call, now))
-        if len(self._transactions) > 1024:
+        expiry = now >= self._next_expiry
+        # transactions leave once over (a branch seen again later is a new transaction, not a retransmission):
+        # every 10 s of capture time, and at each sweep while there are many
+        if expiry or len(self._transactions) > 1024:
             for key, tx in list(self._transactions.items()):
                 if now - tx.first_ts > config.transaction_timeout + config.linger:
                     self._count_transaction(tx, now)
                     del self._transactions[key]
-        if now >= self._next_expiry:
+        if expiry:
             self._next_expiry = now + 10 * config.sweep_interval
             self._expire(now)
         return events

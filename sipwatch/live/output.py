@@ -52,6 +52,8 @@ class CallStore:
         self._rows: list[tuple] = []
         self._part = 0
         self._since: float | None = None
+        self._streams = None
+        self.streams = 0
         self.count = 0
         self.parquet_files: list[Path] = []
         try:
@@ -74,8 +76,17 @@ class CallStore:
             if len(self._rows) >= PARQUET_ROWS:
                 self._flush_parquet()
 
+    def add_stream(self, stream: dict) -> None:
+        """An RTP stream no call claimed (RTP heuristic), once it went quiet: `unattached_streams.jsonl`."""
+        if self._streams is None:
+            self._streams = (self.folder / "unattached_streams.jsonl").open("a")
+        self._streams.write(json.dumps(stream, separators=(",", ":")) + "\n")
+        self.streams += 1
+
     def flush(self) -> None:
         self._lines.flush()
+        if self._streams is not None:
+            self._streams.flush()
 
     def tick(self, now: float) -> None:
         """Capture time: write the pending Parquet rows when the last part is `PARQUET_EVERY_S` old."""
@@ -101,6 +112,8 @@ class CallStore:
         if self.parquet:
             self._flush_parquet()
         self._lines.close()
+        if self._streams is not None:
+            self._streams.close()
 
 
 _NANO_HEADER = Struct("<IHHiIII")  # nanosecond pcap file header: magic, version, zone, sigfigs, snaplen, link type

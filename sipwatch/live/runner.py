@@ -29,7 +29,7 @@ from sipwatch.diagnosis.attribution import diagnose
 from sipwatch.live.output import CallStore, EventWriter, PcapRing
 from sipwatch.live.stats import LiveStats
 from sipwatch.model import ProblemLog, Severity
-from sipwatch.report.data import CSV_COLUMNS, call_to_dict, iso
+from sipwatch.report.data import CSV_COLUMNS, call_to_dict, iso, stream_to_dict
 
 TRIM_INTERVAL = 30.0  # wall seconds between handing freed heap pages back to the system (glibc malloc_trim)
 TICK_LAG = 1.0  # ticks on a quiet line trail the source's clock: frames still in the ring are older than now
@@ -194,7 +194,8 @@ class LiveRunner:
         self._next_check = now + CHECK_INTERVAL
         self.stats.tick(now, self.analyzer)
         self.store.tick(now)
-        for stream in self.analyzer.take_expired_streams():
+        for stream in self.analyzer.take_expired_streams():  # RTP nobody signalled, gone quiet: written, kept a while
+            self.store.add_stream(stream_to_dict(stream))
             self.expired_streams.append(stream)
         limits = self.analyzer.config.media
         media = self.analyzer.media
@@ -270,6 +271,8 @@ class LiveRunner:
                         "received": stats.received})
         damage = list(getattr(self.source, "problems", []))  # a stream cut or corrupt: what came before is analyzed
         self.problems.extend(damage)
+        for stream in analyzer.unattached_streams():
+            self.store.add_stream(stream_to_dict(stream))
         self.store.close()
         if self.options.ring is not None:
             self.options.ring.close()
