@@ -277,12 +277,13 @@ class InterfaceSource:
                     yield block
             if handed:
                 continue
-            try:
-                events = self._poll.poll(timeout * 1000)
-            except InterruptedError:
-                events = []
-            if not events and not any(ring.ready() for ring in rings):
-                yield None
+            events = self._poll.poll(timeout * 1000)
+            for fd, flags in events:
+                if flags & select.POLLERR:  # e.g. the interface went down: clear the error, keep listening
+                    with contextlib.suppress(OSError):
+                        self._clear_error(fd)
+            if not any(ring.ready() for ring in rings):
+                yield None  # nothing handed over: the runner may tick
         # what the kernel already handed over is still read: nothing captured is lost at stop (one turn of each
         # ring at most, as the kernel goes on filling the blocks given back)
         for ring in rings:
@@ -292,6 +293,11 @@ class InterfaceSource:
                     break
                 self._bytes += sum(block.lengths)
                 yield block
+
+    def _clear_error(self, fd: int) -> None:
+        for ring in self._rings:
+            if ring.fileno() == fd:
+                ring.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 
     def now(self) -> float:
         return time.time()  # kernel timestamps are the system clock
