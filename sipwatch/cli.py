@@ -263,21 +263,27 @@ def batch(
 
 @app.command()
 def extract(
-    capture: Annotated[str, typer.Argument(help="Capture file.")],
+    capture: Annotated[list[str], typer.Argument(help="Capture file, or consecutive files / a folder of them "
+                       "(the ring buffer of `sipwatch live --write`), read as one capture.")],
     call: Annotated[str, typer.Option("--call", help="The call: its number in `sipwatch analyze` or its Call-ID.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The pcap file to write.")],
 ) -> None:
     """Write one call's SIP and RTP packets to a pcap file (for tshark, Wireshark or the ticket)."""
     from sipwatch.core.analyzer import AnalyzerConfig
-    from sipwatch.pipeline import analyze_file
-    from sipwatch.report.extract import call_frames
+    from sipwatch.pipeline import analyze_capture
+    from sipwatch.report.extract import CaptureChain, call_frames, capture_paths
     from sipwatch.report.extract import extract as write_frames
 
-    analysis = analyze_file(capture, AnalyzerConfig(keep_frames=True))
-    found = _find_calls(analysis, call, capture)
+    paths = capture_paths(capture)
+    chain = CaptureChain(paths)
+    try:
+        analysis = analyze_capture(chain, AnalyzerConfig(keep_frames=True))
+    finally:
+        chain.close()
+    found = _find_calls(analysis, call, chain.name)
     frames = set().union(*(call_frames(c) for c in found))
     output.parent.mkdir(parents=True, exist_ok=True)
-    written = write_frames(capture, frames, output)
+    written = write_frames(paths, frames, output)
     _say(f"sipwatch: wrote {output} ({written} packets of call {', '.join(str(c.number) for c in found)})")
 
 
@@ -396,6 +402,47 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+# --- live capture (docs/live.md) ---------------------------------------------------------------------------
+
+
+@app.command()
+def live(
+    source: Annotated[str | None, typer.Argument(help="'-' for a live pcap stream on stdin (tcpdump -U -w -).")] = None,
+    interface: Annotated[list[str] | None, typer.Option("--interface", "-i", help="Interface to capture on "
+                         "(several -i allowed; `any` for all).")] = None,
+    capture_filter: Annotated[str | None, typer.Option("--filter", help="Kernel BPF filter, tcpdump syntax (default: "
+                              "SIP on 5060/5061, UDP media, IP fragments).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for calls.jsonl, Parquet and the final report "
+                   "(default: ./sipwatch-live-<time>).")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="Write one JSON line per event here (default: "
+                      "stdout when it is not a terminal).")] = None,
+    write: Annotated[Path | None, typer.Option("--write", help="Keep a ring buffer of pcap files here.")] = None,
+    rotate_size: Annotated[float, typer.Option("--rotate-size", help="MB per ring buffer file.")] = 100.0,
+    rotate_count: Annotated[int, typer.Option("--rotate-count", help="Ring buffer files kept.")] = 10,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    rtp_heuristic: Annotated[bool, typer.Option("--rtp-heuristic", help="Also follow RTP no SDP announced.")] = False,
+    buffer_mb: Annotated[int, typer.Option("--buffer", help="Kernel ring size in MB (split between interfaces).")] = 64,
+    report_calls: Annotated[int, typer.Option("--report-calls", help="Latest decided calls kept for the final "
+                            "report (all are in calls.jsonl).")] = 200,
+    dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help="The live dashboard "
+                         "(default: when stderr is a terminal).")] = None,
+) -> None:
+    """Watch calls as they happen: events, a dashboard, calls flushed to --out; a final report at Ctrl-C."""
+    from sipwatch.live import start
+    from sipwatch.model import UsageError
+
+    if source not in (None, "-"):
+        raise UsageError(f"{source!r}: live reads interfaces (-i) or '-' (stdin); for a file use sipwatch analyze")
+    result = start(interface or [], source == "-", capture_filter, out, events, write, rotate_size, rotate_count,
+                   duration, rtp_heuristic, buffer_mb, report_calls, dashboard)
+    for warning in result.warnings:
+        _say(f"sipwatch: warning: {warning}")
+    _say(f"sipwatch: {result.calls} calls; {result.received} frames, {result.dropped} dropped by the kernel")
+    _say(f"sipwatch: wrote {result.report_json}, {result.report_md} and {result.calls_file}")
+    if result.warnings:  # the stream was cut or corrupt: reported as every command reports capture damage
+        raise typer.Exit(EXIT_DAMAGED)
 
 
 def main() -> None:

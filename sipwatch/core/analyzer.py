@@ -38,6 +38,10 @@ class AnalyzerConfig:
     dialog_idle_timeout: float = 4 * 3600.0  # an answered call silent this long is retired as open
     max_records_per_call: int = 2000
     sweep_interval: float = 1.0  # how often (capture time) timers are checked
+    framer_idle_timeout: float = 300.0  # a TCP direction silent this long loses its framer (and partial message)
+    # live capture: unattached streams (RTP heuristic) silent this long leave the core, see take_expired_streams();
+    # None (files) keeps them to the end of the capture
+    unattached_idle_timeout: float | None = None
     rtp_heuristic: bool = False  # follow RTP nobody signalled (listed as unattached streams)
     keep_frames: bool = False  # keep every RTP packet's frame number (8 bytes a packet), for sipwatch extract
     media: MediaThresholds = field(default_factory=MediaThresholds)
@@ -91,6 +95,8 @@ class Analyzer:
         self.started: int = 0  # calls seen so far: each call's `number`
         self._transactions: dict[tuple, _Transaction] = {}
         self._framers: dict[tuple, StreamFramer] = {}
+        self._framer_seen: dict[tuple, float] = {}  # capture time of each TCP direction's last segment
+        self._next_expiry = float("-inf")
         self._now = float("-inf")
         self._next_sweep = float("-inf")
         self.media = MediaTracker(self.config.rtp_heuristic, self.config.keep_frames)
@@ -137,6 +143,7 @@ class Analyzer:
                     f"({len(framer.buffer)} bytes unframed)",
                 )
         self._framers.clear()
+        self._framer_seen.clear()
         events = [self._retire(call, end) for call in list(self.calls.values())]
         return events
 
@@ -150,6 +157,7 @@ class Analyzer:
             if not starts_like_sip(datagram.payload.lstrip(b"\r\n")):
                 return
             framer = self._framers[key] = StreamFramer()
+        self._framer_seen[key] = datagram.ts
         skipped = framer.skipped
         for message in framer.feed(datagram.payload):
             self._message(message, datagram)
@@ -435,15 +443,49 @@ class Analyzer:
                     call.state = next_state(state, CallEvent.TIMER_B) or state
             elif now - call.last_ts > config.dialog_idle_timeout:
                 events.append(self._retire(call, now))
-        if len(self._transactions) > 1024:
+        expiry = now >= self._next_expiry
+        # transactions leave once over (a branch seen again later is a new transaction, not a retransmission):
+        # every 10 s of capture time, and at each sweep while there are many
+        if expiry or len(self._transactions) > 1024:
             for key, tx in list(self._transactions.items()):
                 if now - tx.first_ts > config.transaction_timeout + config.linger:
                     self._count_transaction(tx, now)
                     del self._transactions[key]
-        if len(self._framers) > 4096:  # idle TCP connections: a framer with nothing buffered costs nothing to rebuild
-            for key in [k for k, framer in self._framers.items() if not framer.buffer]:
-                del self._framers[key]
+        if expiry:
+            self._next_expiry = now + 10 * config.sweep_interval
+            self._expire(now)
         return events
+
+    def _expire(self, now: float) -> None:
+        """Idle state leaves by capture time: TCP framers (one with nothing buffered costs nothing to rebuild;
+        one holding part of a message is given up after `framer_idle_timeout`) and, live, unattached streams."""
+        config = self.config
+        many = len(self._framers) > 4096
+        for key, seen in list(self._framer_seen.items()):
+            idle = now - seen
+            framer = self._framers[key]
+            if framer.buffer.strip(b"\r\n"):
+                if idle <= config.framer_idle_timeout:
+                    continue
+                self.problems.report(
+                    "incomplete_message",
+                    f"TCP stream {key[0]}:{key[1]} -> {key[2]}:{key[3]} idle {idle:.0f} s inside a SIP message "
+                    f"({len(framer.buffer)} bytes unframed, given up)",
+                )
+            elif idle <= config.linger and not many:
+                continue
+            del self._framers[key], self._framer_seen[key]
+        if config.unattached_idle_timeout is not None:
+            self.media.expire_unattached(now - config.unattached_idle_timeout)
+
+    def take_expired_streams(self) -> list[RtpStream]:
+        """Unattached streams that went idle (live capture, `unattached_idle_timeout`), handed over once."""
+        return self.media.take_expired()
+
+    def memory(self) -> dict[str, int]:
+        """How many entries each of the core's growing structures holds (tests check a long run stays flat)."""
+        return {"calls": len(self.calls), "transactions": len(self._transactions), "framers": len(self._framers),
+                **self.media.memory()}
 
     def _count_transaction(self, tx: _Transaction, now: float) -> None:
         if tx.method in ("INVITE", "ACK"):

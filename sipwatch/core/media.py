@@ -142,6 +142,7 @@ class MediaTracker:
         self._ignored: set[tuple] = set()  # 4-tuples seen that are not media of any call (negative cache)
         self._by_call: dict[str, list[RtpStream]] = {}
         self._unattached: list[RtpStream] = []
+        self._expired: list[RtpStream] = []  # unattached streams gone idle, until taken
 
     # --- signalling side -------------------------------------------------------------------------
 
@@ -198,6 +199,39 @@ class MediaTracker:
 
     def unattached(self) -> list[RtpStream]:
         return self._unattached
+
+    def streams_of(self, call_id: str) -> list[RtpStream]:
+        """The streams of a call still in progress (their recorders are still filling: read lengths, not stats)."""
+        return self._by_call.get(call_id, [])
+
+    def expire_unattached(self, before: float) -> None:
+        """Unattached streams whose last packet came before `before` leave the tracker (see take_expired)."""
+        keep = []
+        for stream in self._unattached:
+            arrivals = stream.recorder.arrivals
+            if arrivals and arrivals[-1] >= before:
+                keep.append(stream)
+                continue
+            self._expired.append(stream)
+            key = (stream.src, stream.sport, stream.dst, stream.dport)
+            flow = self._flows.get(key)
+            if flow is not None:
+                flow.streams.pop(stream.ssrc.to_bytes(4, "big"), None)
+                if not flow.streams:
+                    del self._flows[key]
+                    if ":" not in stream.src:
+                        self._lane_flows.pop(_lane_key(*key), None)
+        self._unattached = keep
+
+    def take_expired(self) -> list[RtpStream]:
+        expired, self._expired = self._expired, []
+        return expired
+
+    def memory(self) -> dict[str, int]:
+        return {"expected": len(self._expected), "flows": len(self._flows), "lane_flows": len(self._lane_flows),
+                "rtcp_expected": len(self._rtcp_expected), "rtcp_calls": len(self._rtcp),
+                "calls_with_keys": len(self._keys_of_call), "calls_with_streams": len(self._by_call),
+                "unattached": len(self._unattached) + len(self._expired), "ignored": len(self._ignored)}
 
     # --- packets ---------------------------------------------------------------------------------
 
