@@ -428,6 +428,13 @@ def live(
                             "report (all are in calls.jsonl).")] = 200,
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help="The live dashboard "
                          "(default: when stderr is a terminal).")] = None,
+    hep_listen: Annotated[str | None, typer.Option("--hep-listen", help="Collect HEP (HOMER) from capture agents "
+                          "on udp:ADDR:PORT or tcp:ADDR:PORT instead of capturing.")] = None,
+    hep_send: Annotated[str | None, typer.Option("--hep-send", help="Forward the SIP and RTCP seen as HEPv3 to "
+                        "udp:HOST:PORT (a HOMER / heplify-server).")] = None,
+    hep_id: Annotated[int, typer.Option("--hep-id", help="HEP capture agent id sent with --hep-send.")] = 0,
+    hep_password: Annotated[str | None, typer.Option("--hep-password", help="HEP authentication key (sent, "
+                            "and required of agents with --hep-listen).")] = None,
 ) -> None:
     """Watch calls as they happen: events, a dashboard, calls flushed to --out; a final report at Ctrl-C."""
     from sipwatch.live import start
@@ -436,11 +443,16 @@ def live(
     if source not in (None, "-"):
         raise UsageError(f"{source!r}: live reads interfaces (-i) or '-' (stdin); for a file use sipwatch analyze")
     result = start(interface or [], source == "-", capture_filter, out, events, write, rotate_size, rotate_count,
-                   duration, rtp_heuristic, buffer_mb, report_calls, dashboard)
+                   duration, rtp_heuristic, buffer_mb, report_calls, dashboard, hep_listen, hep_send, hep_id,
+                   hep_password)
     for warning in result.warnings:
         _say(f"sipwatch: warning: {warning}")
     _say(f"sipwatch: {result.calls} calls; {result.received} frames, {result.dropped} dropped by the kernel")
-    _say(f"sipwatch: wrote {result.report_json}, {result.report_md} and {result.calls_file}")
+    if result.forwarded is not None:
+        sent = result.forwarded
+        _say(f"sipwatch: HEP: {sent.get('sent', 0)} packets forwarded, {sent.get('dropped', 0)} dropped")
+    report_html = result.report_json.with_suffix(".html")
+    _say(f"sipwatch: wrote {result.report_json}, {result.report_md}, {report_html} and {result.calls_file}")
     if result.warnings:  # the stream was cut or corrupt: reported as every command reports capture damage
         raise typer.Exit(EXIT_DAMAGED)
 

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sipwatch.capture.decode import LINKTYPE_NAMES, FrameDecoder
-from sipwatch.capture.reader import CaptureFile, open_capture
+from sipwatch.capture.reader import CaptureFile, FrameBlock, open_capture
 from sipwatch.core.analyzer import Analyzer, AnalyzerConfig
 from sipwatch.core.calls import Call
 from sipwatch.core.findings import capture_loss
 from sipwatch.core.result import Analysis, CaptureInfo, FileInfo
-from sipwatch.model import CaptureError, CaptureNotFound, ProblemLog, Severity, UnsupportedLinkType
+from sipwatch.model import CaptureError, CaptureNotFound, Datagram, ProblemLog, Severity, UnsupportedLinkType
 
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
 
@@ -156,41 +156,54 @@ def _analyze(captures, config: AnalyzerConfig | None, progress: Progress | None,
 def _read(capture: CaptureFile, base: int, analyzer: Analyzer, decoder: FrameDecoder, problems: ProblemLog,
           calls: list[Call], progress: Progress | None, done: int, total: int) -> None:
     """Every frame of one capture into the core; frame numbers shifted by `base` (files read before)."""
-    decode = decoder.decode
-    extra = decoder.extra
-    feed = analyzer.feed
     for block in capture.blocks():
         if base:
             block = dataclasses.replace(block, first_frame=block.first_frame + base)
-        data, offsets, lengths, times, linktypes = block.data, block.offsets, block.lengths, block.times, block.linktypes
-        first = block.first_frame
-        try:
-            rest = decoder.block_lane_rest(block)
-        except Exception as exc:  # an analyzer bug must cost a block's fast lane, not the analysis
-            problems.report("internal_error", f"sipwatch failed on a block of frames ({type(exc).__name__}: {exc}); "
-                            "please report it", first, severity=Severity.ERROR)
-            rest = range(len(block))
-        for i in rest:
-            start = offsets[i]
-            try:
-                datagram = decode(first + i, times[i], linktypes[i], data[start : start + lengths[i]])
-                if datagram is not None:
-                    events = feed(datagram)
-                    if events:
-                        calls.extend(event.call for event in events)
-                    if extra:  # more messages in the same frame (SCTP bundling, WebSocket)
-                        more = extra.copy()
-                        extra.clear()
-                        for datagram in more:
-                            calls.extend(event.call for event in feed(datagram))
-            except Exception as exc:  # an analyzer bug must cost one frame, not the analysis
-                problems.report(
-                    "internal_error",
-                    f"sipwatch failed on this frame ({type(exc).__name__}: {exc}); please report it",
-                    first + i, severity=Severity.ERROR,
-                )
+        calls.extend(event.call for event in feed_block(block, decoder, analyzer, problems))
         if progress is not None:
             progress(done + capture.position, total)
+
+
+def feed_block(block: FrameBlock, decoder: FrameDecoder, analyzer: Analyzer, problems: ProblemLog,
+               tap: Callable[[Datagram], None] | None = None) -> list:
+    """One block of frames through the decoder into the core (files and live capture alike); returns the
+    CallFinished events. `tap` sees every datagram too (the live HEP forwarder). A sipwatch bug costs one
+    frame (or a block's fast lane), never the analysis."""
+    finished: list = []
+    data, offsets, lengths, times, linktypes = block.data, block.offsets, block.lengths, block.times, block.linktypes
+    first = block.first_frame
+    try:
+        rest = decoder.block_lane_rest(block)
+    except Exception as exc:
+        problems.report("internal_error", f"sipwatch failed on a block of frames ({type(exc).__name__}: {exc}); "
+                        "please report it", first, severity=Severity.ERROR)
+        rest = range(len(block))
+    decode = decoder.decode
+    extra = decoder.extra
+    feed = analyzer.feed
+    for i in rest:
+        start = offsets[i]
+        try:
+            datagram = decode(first + i, times[i], linktypes[i], data[start : start + lengths[i]])
+            if datagram is not None:
+                if tap is not None:
+                    tap(datagram)
+                events = feed(datagram)
+                if events:
+                    finished.extend(events)
+                if extra:  # more messages in the same frame (SCTP bundling, WebSocket)
+                    more = extra.copy()
+                    extra.clear()
+                    for datagram in more:
+                        if tap is not None:
+                            tap(datagram)
+                        finished.extend(feed(datagram))
+        except Exception as exc:
+            problems.report(
+                "internal_error", f"sipwatch failed on this frame ({type(exc).__name__}: {exc}); please report it",
+                first + i, severity=Severity.ERROR,
+            )
+    return finished
 
 
 def _result(files: list[FileInfo], analyzer: Analyzer, decoder: FrameDecoder, problems: ProblemLog,

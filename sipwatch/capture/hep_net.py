@@ -13,6 +13,7 @@ import selectors
 import socket
 import sys
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -24,7 +25,11 @@ from sipwatch.capture.hep import (
     encode_hep3,
     rtcp_json,
 )
+from sipwatch.capture.live import CaptureStats
+from sipwatch.capture.reader import FrameBlock, _Repeat
 from sipwatch.model import Datagram, ProblemLog, Transport, UsageError
+
+LINKTYPE_RAW = 101
 
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: the socket's receive-queue drop counter
 MAX_HEP = 65535
@@ -396,3 +401,49 @@ class HepSender:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class HepSource:
+    """A HEP collector as a live frame source (`sipwatch live --hep-listen`, the FrameSource interface of
+    sipwatch.capture.live): what the agents sent in one poll becomes one FrameBlock of raw IP frames (link
+    type 101), in the order of the agents' capture times. `now()` runs on from the last capture time seen,
+    so INVITE and RTP timeouts still fire when the agents fall silent."""
+
+    def __init__(self, spec: str, problems: ProblemLog | None = None, password: str | None = None) -> None:
+        self.listener = HepListener(spec, problems, password)
+        self.name = f"HEP {spec}"
+        self._stopped = False
+        self._last: tuple[float, float] | None = None  # (capture time, wall time) of the latest frame
+
+    def batches(self, timeout: float) -> Iterator[FrameBlock | None]:
+        while not self._stopped and not self.listener.closed:
+            frames = self.listener.poll(timeout)
+            if not frames:
+                yield None
+                continue
+            frames.sort(key=lambda f: f[0])  # agents' clocks interleave: the core wants capture order
+            offsets, lengths, times = array("q"), array("q"), array("d")
+            at = 0
+            for ts, _, frame in frames:
+                offsets.append(at)
+                lengths.append(len(frame))
+                times.append(ts)
+                at += len(frame)
+            self._last = (times[-1], time.monotonic())
+            yield FrameBlock(b"".join(f[2] for f in frames), 0, offsets, lengths, times, _Repeat(LINKTYPE_RAW))
+
+    def now(self) -> float:
+        if self._last is None:
+            return time.time()
+        ts, wall = self._last
+        return ts + (time.monotonic() - wall)
+
+    def stats(self) -> CaptureStats:
+        c = self.listener.counters()
+        return CaptureStats(received=c["frames"], dropped=c["kernel_drops"])
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def close(self) -> None:
+        self.listener.close()

@@ -17,10 +17,12 @@ from sipwatch.model import UsageError
 def start(
     interfaces: list[str], stdin: bool, capture_filter: str | None, out: Path | None, events: Path | None,
     write: Path | None, rotate_size: float, rotate_count: int, duration: float | None, rtp_heuristic: bool,
-    buffer_mb: int, report_calls: int, dashboard: bool | None,
+    buffer_mb: int, report_calls: int, dashboard: bool | None, hep_listen: str | None = None,
+    hep_send: str | None = None, hep_id: int = 0, hep_password: str | None = None,
 ) -> LiveResult:
-    if stdin == bool(interfaces):
-        raise UsageError("give interfaces with -i (several allowed, or `any`), or '-' for a pcap stream on stdin")
+    if (stdin + bool(interfaces) + bool(hep_listen)) != 1:
+        raise UsageError("give interfaces with -i (several allowed, or `any`), '-' for a pcap stream on stdin, or "
+                         "--hep-listen udp:ADDR:PORT to collect HEP from capture agents")
     if duration is not None and duration <= 0:
         raise UsageError("--duration must be positive")
     # from here on, Ctrl-C or SIGTERM ends the run cleanly, even while the sockets and files are being set up
@@ -35,7 +37,8 @@ def start(
     previous = {sig: signal.signal(sig, during_setup) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _run(interfaces, stdin, capture_filter, out, events, write, rotate_size, rotate_count, duration,
-                    rtp_heuristic, buffer_mb, report_calls, dashboard, requested)
+                    rtp_heuristic, buffer_mb, report_calls, dashboard, requested,
+                    (hep_listen, hep_send, hep_id, hep_password))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -45,14 +48,25 @@ def _run(
     interfaces: list[str], stdin: bool, capture_filter: str | None, out: Path | None, events: Path | None,
     write: Path | None, rotate_size: float, rotate_count: int, duration: float | None, rtp_heuristic: bool,
     buffer_mb: int, report_calls: int, dashboard: bool | None, requested: list[tuple[int, str]],
+    hep: tuple = (None, None, 0, None),
 ) -> LiveResult:
     from sipwatch.capture.live import DEFAULT_FILTER, InterfaceSource, PcapStreamSource
     from sipwatch.core.analyzer import AnalyzerConfig
 
+    hep_listen, hep_send, hep_id, hep_password = hep
+    if (stdin or hep_listen) and capture_filter:
+        raise UsageError("--filter applies to interfaces; filter the stream where it is captured")
+    forwarder = None
+    if hep_send:
+        from sipwatch.live.hep import HepForwarder
+
+        forwarder = HepForwarder(hep_send, hep_id, hep_password)
     if stdin:
-        if capture_filter:
-            raise UsageError("--filter applies to interfaces; filter the stream where it is captured")
         source = PcapStreamSource(sys.stdin.fileno())
+    elif hep_listen:
+        from sipwatch.capture.hep_net import HepSource
+
+        source = HepSource(hep_listen, password=hep_password)
     else:
         source = InterfaceSource(interfaces, capture_filter or DEFAULT_FILTER, buffer_mb)
     try:
@@ -67,7 +81,8 @@ def _run(
             writer = None
         ring = PcapRing(write, rotate_size, rotate_count) if write is not None else None
         options = LiveOptions(out, writer, ring, duration, report_calls,
-                              config=AnalyzerConfig(rtp_heuristic=rtp_heuristic, unattached_idle_timeout=60.0))
+                              config=AnalyzerConfig(rtp_heuristic=rtp_heuristic, unattached_idle_timeout=60.0),
+                              hep=forwarder)
         show = is_terminal(sys.stderr) if dashboard is None else dashboard
         board = None
         if show:
@@ -87,6 +102,10 @@ def _run(
             result = runner.run()
     finally:
         source.close()
+        if forwarder is not None:
+            forwarder.close()
+    if forwarder is not None:
+        result.forwarded = forwarder.counters()
     return result
 
 

@@ -71,8 +71,10 @@ class CallStore:
         self._lines.write(json.dumps(call, separators=(",", ":")) + "\n")
         self.count += 1
         if self.parquet:
-            flat = {"reason_phrase": call["reason"]["phrase"], "reason_header": "; ".join(call["reason"]["header"])}
-            self._rows.append(tuple(flat[k] if k in flat else call.get(k) for k in self.columns))
+            from sipwatch.report.tables import call_row
+
+            row = call_row(call)
+            self._rows.append({k: row.get(k) for k in self.columns})
             if len(self._rows) >= PARQUET_ROWS:
                 self._flush_parquet()
 
@@ -100,11 +102,11 @@ class CallStore:
     def _flush_parquet(self) -> None:
         if not self._rows:
             return
-        import pandas as pd
-
         self._part += 1
         path = self.folder / f"calls-{self._part:05d}.parquet"
-        pd.DataFrame(self._rows, columns=self.columns).to_parquet(path, index=False)
+        from sipwatch.report.tables import frame
+
+        frame(self._rows, "calls").to_parquet(path, index=False)
         self.parquet_files.append(path)
         self._rows = []
 

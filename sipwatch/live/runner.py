@@ -29,7 +29,9 @@ from sipwatch.diagnosis.attribution import diagnose
 from sipwatch.live.output import CallStore, EventWriter, PcapRing
 from sipwatch.live.stats import LiveStats
 from sipwatch.model import ProblemLog, Severity
-from sipwatch.report.data import CSV_COLUMNS, call_to_dict, iso, stream_to_dict
+from sipwatch.pipeline import feed_block
+from sipwatch.report.data import call_to_dict, iso, stream_to_dict
+from sipwatch.report.tables import SCHEMA
 
 TRIM_INTERVAL = 30.0  # wall seconds between handing freed heap pages back to the system (glibc malloc_trim)
 TICK_LAG = 1.0  # ticks on a quiet line trail the source's clock: frames still in the ring are older than now
@@ -45,6 +47,7 @@ class LiveOptions:
     report_calls: int = 200
     poll_timeout: float = 0.2
     config: AnalyzerConfig = field(default_factory=lambda: AnalyzerConfig(unattached_idle_timeout=60.0))
+    hep: object = None  # a HepForwarder (sipwatch.live.hep): every datagram is offered to it
 
 
 @dataclass
@@ -56,6 +59,7 @@ class LiveResult:
     received: int
     dropped: int
     warnings: list[str] = field(default_factory=list)  # damage of the input (a stream cut or corrupt)
+    forwarded: dict[str, int] | None = None  # HEP sender counters, with --hep-send
 
 
 class LiveRunner:
@@ -67,7 +71,7 @@ class LiveRunner:
         self.analyzer = Analyzer(options.config, self.problems)
         media = self.analyzer.media
         self.decoder = FrameDecoder(self.problems, rtp_lane=media.lane, rtp_block_lane=media.lane_block)
-        self.store = CallStore(options.out, CSV_COLUMNS)
+        self.store = CallStore(options.out, [name for name, _, _ in SCHEMA["calls"]])
         self.stats = LiveStats()
         self.kept: deque[Call] = deque(maxlen=options.report_calls)
         self.expired_streams: deque[RtpStream] = deque(maxlen=options.report_calls)
@@ -117,7 +121,7 @@ class LiveRunner:
         return self._finish()
 
     def _block(self, block) -> None:
-        block.first_frame = first = self.frames + 1
+        block.first_frame = self.frames + 1
         n = len(block)
         self.frames += n
         if not n:
@@ -132,27 +136,7 @@ class LiveRunner:
             self.linktypes.update(set(block.linktypes))
         if self.options.ring is not None:
             self.options.ring.write(block)
-        decoder, feed, problems = self.decoder, self.analyzer.feed, self.problems
-        data, offsets, lengths, times, linktypes = block.data, block.offsets, block.lengths, block.times, block.linktypes
-        try:
-            rest = decoder.block_lane_rest(block)
-        except Exception as exc:  # an analyzer bug must cost a block's fast lane, not the run
-            problems.report("internal_error", f"sipwatch failed on a block of frames ({type(exc).__name__}: {exc}); "
-                            "please report it", first, severity=Severity.ERROR)
-            rest = range(n)
-        finished: list[CallFinished] = []
-        decode = decoder.decode
-        for i in rest:
-            start = offsets[i]
-            try:
-                datagram = decode(first + i, times[i], linktypes[i], data[start : start + lengths[i]])
-                if datagram is not None:
-                    events = feed(datagram)
-                    if events:
-                        finished.extend(events)
-            except Exception as exc:  # an analyzer bug must cost one frame, not the run
-                problems.report("internal_error", f"sipwatch failed on this frame ({type(exc).__name__}: {exc}); "
-                                "please report it", first + i, severity=Severity.ERROR)
+        finished = feed_block(block, self.decoder, self.analyzer, self.problems, self.options.hep)
         self._finished(finished)
         self._check(self.last_ts)
 
@@ -324,9 +308,12 @@ class LiveRunner:
         head = (f"Live capture on {text(self.source.name)}: {self.store.count} calls decided "
                 f"({len(analysis.calls)} in this report; every call is in {self.store.jsonl.name}), "
                 f"{stats.received} frames received, {stats.dropped} dropped by the kernel.\n\n")
-        markdown = render_markdown(analysis)
+        markdown = render_markdown(data)
         title, _, rest = markdown.partition("\n\n")
         report_md.write_text(f"{title}\n\n{head}{rest}")
+        from sipwatch.report.html import render_html
+
+        (out / "report.html").write_text(render_html(data), encoding="utf-8")
         return LiveResult(report_json, report_md, self.store.jsonl, self.store.count, stats.received, stats.dropped)
 
 

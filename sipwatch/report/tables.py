@@ -125,14 +125,7 @@ def tables(data: dict) -> dict[str, pd.DataFrame]:
     rows: dict[str, list[dict]] = {"calls": [], "messages": [], "streams": [], "findings": []}
     for call in data["calls"]:
         owner = {"call_number": call["number"], "call_id": call["call_id"]}
-        rows["calls"].append({
-            **call,
-            "reason_phrase": call["reason"]["phrase"],
-            "reason_header": "; ".join(call["reason"]["header"]),
-            "q850_cause": call["reason"]["q850_cause"],
-            "streams": len(call["streams"]),
-            "findings": len(call["findings"]),
-        })
+        rows["calls"].append(call_row(call))
         rows["messages"] += [{**owner, **message} for message in call["signalling"]]
         rows["streams"] += [_stream(stream, owner) for stream in call["streams"]]
         rows["findings"] += [
@@ -142,7 +135,19 @@ def tables(data: dict) -> dict[str, pd.DataFrame]:
     rows["streams"] += [_stream(stream, {"call_number": None}) for stream in data["unattached_streams"]]
     rows["findings"] += [_finding(finding, {"call_number": None, "call_id": None}, False)
                          for finding in data["findings"]]
-    return {name: _frame(rows[name], SCHEMA[name]) for name in SCHEMA}
+    return {name: frame(rows[name], name) for name in SCHEMA}
+
+
+def call_row(call: dict) -> dict:
+    """A call of the report data as a row of the calls table."""
+    return {
+        **call,
+        "reason_phrase": call["reason"]["phrase"],
+        "reason_header": "; ".join(call["reason"]["header"]),
+        "q850_cause": call["reason"]["q850_cause"],
+        "streams": len(call["streams"]),
+        "findings": len(call["findings"]),
+    }
 
 
 def _stream(stream: dict, owner: dict) -> dict:
@@ -157,7 +162,9 @@ def _finding(finding: dict, owner: dict, principal: bool) -> dict:
     }
 
 
-def _frame(rows: list[dict], schema: list[tuple[str, str, str]]) -> pd.DataFrame:
+def frame(rows: list[dict], table: str) -> pd.DataFrame:
+    """Rows of one table as a DataFrame with SCHEMA's columns and types."""
+    schema = SCHEMA[table]
     columns = [name for name, _, _ in schema]
     frame = pd.DataFrame([[row.get(name) for name in columns] for row in rows], columns=columns, dtype=object)
     return frame.astype({name: dtype for name, dtype, _ in schema})
