@@ -7,13 +7,17 @@ timings below come from captures/README.md.
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
-from conftest import CAPTURES
+from conftest import CAPTURES, ROOT
 
 from sipwatch.core.calls import Call
 from sipwatch.core.result import Analysis
 from sipwatch.model import Outcome
 from sipwatch.pipeline import analyze_file
+from sipwatch.report.data import analysis_to_dict
 
 MEDIA_CAPTURES = ["rtp_timeout.pcap", "early_media_183.pcap", "reinvite_port_change.pcap", "hold.pcap"]
 
@@ -148,3 +152,34 @@ def test_hold_and_resume_is_not_one_way_audio() -> None:
     assert all(s.stats.packets >= 320 for s in call.streams)  # 236 before the hold, ~101 after
     assert "one_way_audio" not in kinds(call)
     assert not {"no_media", "rtp_timeout"} & set(kinds(call))  # the pause on hold lasts ~3.5 s
+
+
+def test_media_ports_reused_by_the_next_call(tmp_path: Path) -> None:
+    """Busy systems hand a call's RTP ports to the next call seconds later: each call keeps its own streams.
+
+    The SIPp capture is repeated 1.5 s after its own BYE with new Call-IDs, branches and SSRCs (bench/make_big.py),
+    so every copy reuses the same SIP and RTP ports while the previous call is still lingering in the core.
+    tshark's RTP streams (heuristic on) are the oracle for the packets of each SSRC.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_big", ROOT / "bench" / "make_big.py")
+    make_big = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_big)
+    capture = tmp_path / "reused.pcap"
+    one = (CAPTURES / "answered_rtp.pcap").stat().st_size - 24  # its records, without the file header
+    make_big.write_big(CAPTURES / "answered_rtp.pcap", capture, 24 + 3 * one, gap=1.5, sip_ports=(5061, 5161))
+    calls = analysis_to_dict(analyze_file(str(capture)))["calls"]
+    assert len(calls) == 3
+    oracle = subprocess.run(["tshark", "-n", "-q", "-r", str(capture), "-o", "rtp.heuristic_rtp:TRUE", "-z",
+                             "rtp,streams"], capture_output=True, text=True, check=True).stdout
+    packets = {}  # SSRC -> packets per direction, as tshark counts them
+    for line in oracle.splitlines():
+        fields = line.split()
+        if len(fields) > 8 and fields[6].startswith("0x"):
+            packets.setdefault(int(fields[6], 16), []).append(int(fields[8]))
+    for copy, call in enumerate(calls):
+        assert not [f for f in call["findings"] if f["kind"] in ("media_after_bye", "no_media", "one_way_audio")]
+        ssrcs = {s["ssrc"] for s in call["streams"]}
+        assert len(ssrcs) == 1 and (ssrcs.pop() >> 24) == 0xDE ^ copy  # its own copy's SSRC only
+        assert sorted(s["packets"] for s in call["streams"]) == sorted(packets[call["streams"][0]["ssrc"]])

@@ -134,6 +134,7 @@ class MediaTracker:
         self._expected: dict[tuple[str, int], MediaExpectation] = {}
         self._flows: dict[tuple, _Flow] = {}
         self._lane_flows: dict[bytes, _Flow] = {}  # the same IPv4 flows, by their 12 raw header bytes
+        self._flows_to: dict[tuple, set[tuple]] = {}  # (dst, dport) -> keys of the flows toward it
         self.rtcp_errors = 0
         self._rtcp_expected: dict[tuple[str, int], str] = {}  # RTCP destination -> call id
         self._rtcp: dict[str, dict[int, RtcpSummary]] = {}  # call id -> reported-on SSRC -> what RTCP said
@@ -159,6 +160,8 @@ class MediaTracker:
             for target, via_signalling in targets:
                 key = (target, media.port)
                 current = self._expected.get(key)
+                if current is None or current.call_id != call_id:
+                    self._detach(key, call_id)
                 if (
                     via_signalling and current is not None and current.call_id == call_id
                     and not current.via_signalling_source
@@ -177,6 +180,34 @@ class MediaTracker:
             # flows ignored before this SDP may be its media now (early media, port changes)
             self._ignored.clear()
 
+    def _detach(self, destination: tuple, call_id: str) -> None:
+        """A new call announced `destination` (an SDP address and port): flows toward it that belong to another
+        call (or to none) end here, so the next packet is matched afresh. Busy systems reuse media ports from
+        one call to the next within seconds; without this, the new call's media would join the old call."""
+        for key in list(self._flows_to.get(destination, ())):
+            flow = self._flows.get(key)
+            if flow is not None and (flow.expectation is None or flow.expectation.call_id != call_id):
+                self._drop_flow(key, flow)
+
+    def _add_flow(self, key: tuple, flow: _Flow) -> None:
+        self._flows[key] = flow
+        if ":" not in key[0]:
+            self._lane_flows[_lane_key(*key)] = flow
+        self._flows_to.setdefault((key[2], key[3]), set()).add(key)
+
+    def _drop_flow(self, key: tuple, flow: _Flow) -> None:
+        """Forget the flow `key` if it is still `flow` (a later call may own that 4-tuple by now)."""
+        if self._flows.get(key) is not flow:
+            return
+        del self._flows[key]
+        if ":" not in key[0]:
+            self._lane_flows.pop(_lane_key(*key), None)
+        keys = self._flows_to.get((key[2], key[3]))
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._flows_to[(key[2], key[3])]
+
     def release(self, call_id: str) -> list[RtpStream]:
         """The call is finished: forget its expectations and flows, return its streams."""
         streams = self._by_call.pop(call_id, [])
@@ -192,9 +223,10 @@ class MediaTracker:
             stream.rtcp = reports.get(stream.ssrc)
             if self.keep_frames:
                 stream.frames = stream.recorder.frames
-            self._flows.pop((stream.src, stream.sport, stream.dst, stream.dport), None)
-            if ":" not in stream.src:
-                self._lane_flows.pop(_lane_key(stream.src, stream.sport, stream.dst, stream.dport), None)
+            key = (stream.src, stream.sport, stream.dst, stream.dport)
+            flow = self._flows.get(key)
+            if flow is not None and flow.expectation is not None and flow.expectation.call_id == call_id:
+                self._drop_flow(key, flow)
         return streams
 
     def unattached(self) -> list[RtpStream]:
@@ -218,9 +250,7 @@ class MediaTracker:
             if flow is not None:
                 flow.streams.pop(stream.ssrc.to_bytes(4, "big"), None)
                 if not flow.streams:
-                    del self._flows[key]
-                    if ":" not in stream.src:
-                        self._lane_flows.pop(_lane_key(*key), None)
+                    self._drop_flow(key, flow)
         self._unattached = keep
 
     def take_expired(self) -> list[RtpStream]:
@@ -229,6 +259,7 @@ class MediaTracker:
 
     def memory(self) -> dict[str, int]:
         return {"expected": len(self._expected), "flows": len(self._flows), "lane_flows": len(self._lane_flows),
+                "flow_destinations": len(self._flows_to),
                 "rtcp_expected": len(self._rtcp_expected), "rtcp_calls": len(self._rtcp),
                 "calls_with_keys": len(self._keys_of_call), "calls_with_streams": len(self._by_call),
                 "unattached": len(self._unattached) + len(self._expired), "ignored": len(self._ignored)}
@@ -318,9 +349,8 @@ class MediaTracker:
             if expectation is None and not self.heuristic:
                 self._ignore(key)
                 return
-            flow = self._flows[key] = _Flow(expectation)
-            if ":" not in src:
-                self._lane_flows[_lane_key(src, sport, dst, dport)] = flow
+            flow = _Flow(expectation)
+            self._add_flow(key, flow)
         stream = self._new_stream(flow, src, sport, dst, dport, header[4])
         flow.streams[payload[8:12]] = stream
         stream.recorder.add(ts, frame, payload)
