@@ -24,6 +24,7 @@ COMPACT_HEADERS = {
 
 MAX_HEADER_LINES = 1000
 MAX_HEAD_BYTES = 256 * 1024
+MAX_BODY_BYTES = 1 << 20  # what a stream framer waits for at most (sip.framing.MAX_BUFFER)
 # headers a message carries once (RFC 3261 §7.3.1: only comma-list headers may repeat)
 _SINGLE_HEADERS = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type")
 _TOKEN_CHARS = frozenset("!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~")
@@ -438,6 +439,8 @@ class SipMessage:
             content_length = to_int(value)
             if content_length is None:
                 warnings.append(f"Content-Length {value[:20]!r} is not a non-negative number; ignored")
+            elif content_length > MAX_BODY_BYTES:
+                warnings.append(f"Content-Length {value[:20]} is larger than any SIP body ({MAX_BODY_BYTES} bytes)")
         captured = len(body)
         if content_length is not None and content_length < len(body):
             body = body[:content_length]

@@ -26,7 +26,7 @@ from sipwatch.capture.decode import FrameDecoder
 from sipwatch.capture.reassembly import MAX_PENDING_DATAGRAMS, TCP_MAX_PENDING_BYTES, TCP_MAX_STREAMS
 from sipwatch.core.analyzer import Analyzer
 from sipwatch.media.rtcp import parse_compound
-from sipwatch.media.rtp import is_rtcp, looks_like_rtp, parse_rtp_header
+from sipwatch.media.rtp import is_rtcp, looks_like_rtp, parse_rtp_header, rtp_header_problem
 from sipwatch.model import CaptureError, Datagram, Transport
 from sipwatch.pipeline import analyze_file
 from sipwatch.sip.framing import MAX_BUFFER, StreamFramer
@@ -197,6 +197,9 @@ def rtp(data: bytes) -> None:
     header = parse_rtp_header(data)
     looks_like_rtp(data)
     is_rtcp(data)
+    problem = rtp_header_problem(data)
+    if (header is None) != (problem is not None):
+        raise FuzzFailure(f"parse_rtp_header gave {header}, rtp_header_problem {problem!r}")
     if header is not None:
         pt, marker, seq, ts, ssrc, hlen, plen = header
         if not (12 <= hlen <= len(data) and 0 <= plen <= len(data) - hlen and 0 <= pt < 128):
