@@ -75,7 +75,27 @@ def payloads() -> dict[str, list[bytes]]:
         head, sep, body = data.partition(b"\r\n\r\n")
         if body.startswith(b"v=0"):
             kinds["sdp"].append(body)
+    kinds["rtcp"] += crafted_rtcp()
     return {k: _unique(v) for k, v in kinds.items()}
+
+
+def _rtcp(pt: int, count: int, body: bytes) -> bytes:
+    return struct.pack("!BBH", 0x80 | count, pt, len(body) // 4) + body
+
+
+def crafted_rtcp() -> list[bytes]:
+    """RTCP the SIPp captures lack, built field by field: SR+SDES, RR, BYE with a reason, XR VoIP metrics, APP, NACK."""
+    block = struct.pack("!IB3sIIII", 0x1234, 12, (5).to_bytes(3, "big"), 0x10064, 80, 0x12345678, 0x8000)
+    sr = _rtcp(200, 1, struct.pack("!IIIIII", 0xABCD, 0xE8E8E8E8, 0x80000000, 16000, 100, 17200) + block)
+    sdes = _rtcp(202, 1, struct.pack("!I", 0xABCD) + b"\x01\x0buser@host.x" + b"\x00" * 3)
+    rr = _rtcp(201, 1, struct.pack("!I", 0xABCD) + block)
+    bye = _rtcp(203, 1, struct.pack("!I", 0xABCD) + b"\x04done" + b"\x00" * 3)
+    voip = struct.pack("!BBH", 7, 0, 8) + struct.pack("!IBBBBHHHHbbBBBBBBBxHHH", 0x1234, 10, 2, 30, 40, 100, 20, 50,
+                                                       60, -20, -60, 93, 80, 41, 39, 127, 127, 11, 40, 80, 120)
+    xr = _rtcp(207, 0, struct.pack("!I", 0xABCD) + voip)
+    app = _rtcp(204, 1, struct.pack("!I", 0xABCD) + b"NAME" + b"data")
+    nack = _rtcp(205, 1, struct.pack("!IIHH", 0xABCD, 0x1234, 100, 0x0003))
+    return [sr + sdes, rr + sdes + bye, xr, sr + rr + xr + app + nack, rr, bye + b"\x00\x00"]
 
 
 def _unique(items: list[bytes], limit: int = 400) -> list[bytes]:

@@ -81,6 +81,15 @@ class Session:
         _bounded(self.decoder, self.analyzer)
 
 
+def session(data: bytes) -> None:
+    """One input of the long-lived `session` target, replayed alone (regression cases)."""
+    run = Session()
+    if data:
+        run.feed(LINKTYPES[data[0] % len(LINKTYPES)], data[1:])
+    run.analyzer.close()
+    run.check()
+
+
 def frame(data: bytes) -> None:
     """First byte picks the link type, the rest is one frame."""
     if not data:
@@ -261,5 +270,5 @@ def capture(data: bytes, directory: str | None = None) -> None:
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "frame": frame, "frames": frames, "tcp": tcp, "framer": framer, "sip": sip, "sdp": sdp, "rtp": rtp,
-    "rtcp": rtcp, "media": media, "capture": capture,
+    "rtcp": rtcp, "media": media, "capture": capture, "session": session,
 }
