@@ -46,12 +46,14 @@ def main() -> int:
         results.append(_run_target(target, runs, engine, artifacts, args))
         print(f"fuzz: {target}: {json.dumps(results[-1])}", flush=True)
     total = sum(r.get("inputs", 0) for r in results)
-    print("\n| target | inputs | crashes | peak RSS (MB) | seconds | exit |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| target | inputs | crashes | peak RSS (MB) | RSS first/last sample (MB) | seconds | exit |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
+        first_last = "/".join(str(x) for x in r["rss_first_last_mb"]) if r["rss_first_last_mb"] else "-"
         print(f"| {r['target']} | {r.get('inputs', 0):,} | {len(r['crash_files'])} | {r.get('peak_rss_mb', '?')} "
-              f"| {r['seconds']} | {r['exit']} |")
+              f"| {first_last} | {r['seconds']} | {r['exit']} |")
     print(f"| **all** | **{total:,}** | **{sum(len(r['crash_files']) for r in results)}** | "
-          f"{max((r.get('peak_rss_mb') or 0) for r in results)} | {sum(r['seconds'] for r in results):.0f} | |")
+          f"{max((r.get('peak_rss_mb') or 0) for r in results)} | | {sum(r['seconds'] for r in results):.0f} | |")
     return 0 if all(r["exit"] == 0 and not r["crash_files"] for r in results) else 1
 
 
@@ -73,6 +75,7 @@ def _run_target(target: str, runs: int, engine: str, artifacts: Path, args) -> d
         executed = _libfuzzer_stat(proc.stderr, "number_of_executed_units")
         done += executed if executed is not None else stats.get("inputs", 0)
         peak = max(peak, stats.get("peak_rss_mb", 0), _libfuzzer_stat(proc.stderr, "peak_rss_mb") or 0)
+        samples = stats.get("rss_samples_mb") or []
         exits.append(proc.returncode)
         if proc.returncode == 0:
             break
@@ -80,6 +83,7 @@ def _run_target(target: str, runs: int, engine: str, artifacts: Path, args) -> d
     crash_dir = artifacts / target
     crashes = sorted(p.name for p in crash_dir.glob("*") if p.is_file() and not p.name.endswith(".txt"))
     return {"target": target, "inputs": done, "crash_files": crashes, "peak_rss_mb": peak,
+            "rss_first_last_mb": [samples[0], samples[-1]] if samples else None,
             "seconds": round(time.monotonic() - started, 1), "exit": max(exits, default=0)}
 
 
