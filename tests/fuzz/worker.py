@@ -159,13 +159,12 @@ def _random(args, artifacts: Path, stats: Stats) -> int:
         stats.count()
         try:
             run(data)
-        except Exception:  # the point of the run: record every crash and go on
+        except Exception:  # the point of the run: record every crash and go on (the first 20 kept)
             crashes += 1
-            name = f"crash-{hashlib.sha1(data).hexdigest()}"
-            (artifacts / name).write_bytes(data)
-            (artifacts / f"{name}.txt").write_text(traceback.format_exc())
-            if crashes >= 20:
-                break
+            if crashes <= 20:
+                name = f"crash-{hashlib.sha1(data).hexdigest()}"
+                (artifacts / name).write_bytes(data)
+                (artifacts / f"{name}.txt").write_text(traceback.format_exc())
     summary = stats.finish()
     summary["crashes"] = crashes
     print("FUZZ-SUMMARY " + json.dumps({k: v for k, v in summary.items() if k != "rss_samples_mb"}
