@@ -98,9 +98,8 @@ def test_absurd_content_length_on_a_stream_skips_to_the_next_message() -> None:
     calls, problems = stream.close()
     assert sorted(c.call_id for c in calls) == ["c1", "c2"]  # the head of c1, and c2 framed after it
     assert "Content-Length 99999999999 is larger than any SIP body (1048576 bytes)" in messages_of(problems, "sip_warning")
-    assert messages_of(problems, "stream_resync") == [
-        "5 bytes of 10.0.0.1:40000 -> 10.0.0.2:5060 did not frame as SIP and were skipped"
-    ]
+    (resync,) = messages_of(problems, "stream_resync")
+    assert resync.startswith("5 bytes of 10.0.0.1:40000 -> 10.0.0.2:5060 did not frame as SIP and were skipped")
 
 
 @pytest.mark.parametrize("value", [b"-5", b"-999", b"five", b"0x10"])
@@ -116,9 +115,8 @@ def test_negative_or_non_numeric_content_length(value: bytes) -> None:
     assert sorted(c.call_id for c in calls) == ["c1", "c2"]
     assert stream.analyzer.stats.requests == {"INVITE": 2}
     assert messages_of(problems, "sip_warning") == [warning]
-    assert messages_of(problems, "stream_resync") == [
-        "5 bytes of 10.0.0.1:40000 -> 10.0.0.2:5060 did not frame as SIP and were skipped"
-    ]
+    (resync,) = messages_of(problems, "stream_resync")
+    assert resync.startswith("5 bytes of 10.0.0.1:40000 -> 10.0.0.2:5060 did not frame as SIP and were skipped")
 
 
 # --- huge headers -------------------------------------------------------------------------------------------
