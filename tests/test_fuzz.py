@@ -103,3 +103,84 @@ def test_record_claiming_4gb_is_a_bounded_clear_problem(tmp_path: Path) -> None:
     (problem,) = [p for p in analysis.problems.kept if p.kind == "corrupt_record"]
     assert problem.frame == 1 and problem.offset == 24
     assert analysis.capture.packets == 0
+
+
+# --- every stage, structure-aware: real frames and messages from captures/, mutated by hypothesis -------------
+
+from fuzz import corpus, targets  # noqa: E402  (tests/fuzz: the targets the long run uses too)
+
+_INTERESTING = (b"\r\n", b"\r\n\r\n", b"\n", b":", b";", b",", b'"', b"<", b">", b"[", b"]", b"\x00", b"\xff",
+                b"%00", b"Content-Length: 99999\r\n", b"Content-Length: -1\r\n", b"l:", b"9" * 12, b"SIP/2.0 ",
+                b"\x80", b"\x8f", b"\xff\xff\xff\xff", targets.FRAME_SEPARATOR)
+
+
+@st.composite
+def mutated(draw, seeds: list[bytes]) -> bytes:
+    """A real input with a few edits: overwrite, insert, delete, cut, and tokens that matter to the parsers."""
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(0, 6))):
+        op = draw(st.integers(0, 4))
+        at = draw(st.integers(0, len(data)))
+        if op == 0 and data:
+            data[min(at, len(data) - 1)] = draw(st.integers(0, 255))
+        elif op == 1:
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        elif op == 2:
+            del data[at : at + draw(st.integers(1, 64))]
+        elif op == 3:
+            data[at:at] = draw(st.sampled_from(_INTERESTING))
+        else:
+            del data[at:]
+    return bytes(data)
+
+
+_QUICK = {"frame": 400, "frames": 150, "tcp": 300, "framer": 300, "sip": 400, "sdp": 300, "rtp": 400, "rtcp": 400,
+          "media": 150, "capture": 40}
+
+
+@pytest.mark.parametrize("target", sorted(_QUICK))
+def test_target_takes_mutated_real_input(target: str) -> None:
+    seeds = corpus.seeds(target)
+    assert seeds and any(seeds), target
+    run = targets.TARGETS[target]
+
+    @settings(max_examples=_QUICK[target], deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(mutated(seeds))
+    def check(data: bytes) -> None:
+        run(data)
+
+    check()
+
+
+def test_long_lived_session_stays_bounded() -> None:
+    """The long run's `session` target in small: one decoder and core fed thousands of mutated real frames."""
+    import random
+
+    from fuzz.worker import mutate
+
+    seeds = corpus.seeds("session")
+    rng = random.Random(6)
+    session = targets.Session()
+    for n in range(6000):
+        data = mutate(rng, rng.choice(seeds), seeds) if n >= len(seeds) else seeds[n]
+        session.feed(targets.LINKTYPES[data[0] % len(targets.LINKTYPES)] if data else 1, data[1:])
+    session.analyzer.close()
+    session.check()
+    # 60 s of capture time: the calls it opened were retired, nothing piles up
+    assert len(session.analyzer.calls) < 200
+
+
+# --- the crashes the long run found, kept as regression cases ----------------------------------------------------
+
+CRASHES = sorted((Path(__file__).parent / "fuzz" / "crashes").glob("*/crash-*"))
+# every one found so far is the same bug, outside this suite's modules: the core counts a refused message by its
+# start line with str.isdigit(), which takes '²' (latin-1 0xB2), and int('²00') raises (see the report)
+_START_LINE_COUNT = pytest.mark.xfail(strict=True, raises=ValueError, reason=(
+    "core/analyzer.py _count_start_line: parts[1].isdigit() accepts '²'; use sipwatch.sip.text.to_int"))
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=_START_LINE_COUNT, id=f"{p.parent.name}/{p.name[:14]}")
+                                  for p in CRASHES])
+def test_fuzz_crash_regression(path: Path) -> None:
+    targets.TARGETS[path.parent.name](path.read_bytes())

@@ -40,6 +40,9 @@ _PCAP_RECORD_HEADER = 16
 # No link layer frames are this large (Linux's maximum snap length is 262144): a record claiming more is
 # corruption, not a frame.
 MAX_SANE_CAPLEN = 262144
+# pcapng blocks also carry options, name tables, key logs: far more room than a frame, but a block claiming
+# gigabytes is corruption too, and scapy would read that much into memory before finding out.
+MAX_SANE_BLOCK = 64 << 20
 _BLOCK = 4 << 20
 _SPAN12 = np.arange(12)
 
@@ -80,6 +83,21 @@ class _CountingReader(io.RawIOBase):
     def close(self) -> None:
         self._inner.close()
         super().close()
+
+
+class _BoundedReads:
+    """The stream scapy's pcapng reader reads blocks from, refusing any read larger than MAX_SANE_BLOCK."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+
+    def read(self, size: int = -1) -> bytes:
+        if size > MAX_SANE_BLOCK:
+            raise CaptureError(f"block claims {size + 12} bytes; the capture is corrupt from here on")
+        return self._inner.read(size)
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
 
 
 class _Repeat:
@@ -257,16 +275,16 @@ class CaptureFile:
         frame = 0
         first = ts = None
         linktypes = self.linktypes
+        corrupt = False
         while True:
+            before = self._stream_position()
             try:
                 data, meta = read(MAX_SANE_CAPLEN)
             except EOFError:
                 break
             except Exception as exc:  # scapy raises several types on corrupt blocks
-                self._problem(
-                    "corrupt_block", f"unreadable pcapng block: {exc}", frame + 1, self._stream_position(),
-                    Severity.ERROR,
-                )
+                self._problem("corrupt_block", f"unreadable pcapng block: {exc}", frame + 1, before, Severity.ERROR)
+                corrupt = True
                 break
             frame += 1
             if meta.tsresol:
@@ -278,7 +296,7 @@ class CaptureFile:
             linktypes.add(meta.linktype)
             yield frame, ts, meta.linktype, data
         end = self._stream_position()
-        if self.size is not None and self._raw is None and end < self.size:
+        if self.size is not None and self._raw is None and end < self.size and not corrupt:
             self._problem(
                 "truncated_capture",
                 f"pcapng data after frame {frame} could not be read ({self.size - end} bytes left)",
@@ -361,4 +379,6 @@ def open_capture(path: str) -> CaptureFile:
     except (Scapy_Exception, EOFError, OSError, gzip.BadGzipFile) as exc:
         stream.close()
         raise CaptureError(f"{name}: damaged {fmt} file header ({exc})") from exc
+    if fmt == "pcapng":
+        reader.f = _BoundedReads(reader.f)
     return CaptureFile(name=name, format=fmt, size=size, _reader=reader, _stream=stream, _raw=raw)

@@ -15,6 +15,9 @@ from sipwatch.media.mos import estimate_mos
 from sipwatch.model import Evidence, Finding, hostport
 
 DIRECTIONS = ("caller->callee", "callee->caller")
+ACK_WAIT_S = 64 * 0.5  # 64*T1: how long a UAS retransmits a 2xx waiting for its ACK (RFC 3261 §13.3.1.4)
+# ... and when the capture ends before that, how many 2xx (3.5 s without an ACK, at T1 doubling) make the case
+EDGE_MIN_2XX = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class MediaThresholds:
 
 def call_findings(call: Call, streams: list[RtpStream], limits: MediaThresholds, capture_end: float) -> list[Finding]:
     """Every detector's findings for a decided call: signalling first, then media (answered calls only)."""
-    findings = _timeout(call) + _missing_ack(call)
+    findings = _timeout(call) + _missing_ack(call, capture_end)
     if call.answer_ts is not None:
         for detector in _DETECTORS:
             findings.extend(detector(call, streams, limits, capture_end))
@@ -63,7 +66,7 @@ def _timeout(call: Call) -> list[Finding]:
     )]
 
 
-def _missing_ack(call: Call) -> list[Finding]:
+def _missing_ack(call: Call, capture_end: float) -> list[Finding]:
     """2xx retransmitted and never ACKed: the ACK is lost on the way back, typically a NAT or SIP ALG that
     routes by the Contact; the UAS gives up after 64*T1 and tears the call down (RFC 3261 §13.3.1.4)."""
     if call.answer_ts is None or call.ack_ts is not None or call.started_before_capture:
@@ -71,6 +74,8 @@ def _missing_ack(call: Call) -> list[Finding]:
     answers = [r for r in call.records if r.cseq_method == "INVITE" and r.status is not None and 200 <= r.status < 300]
     if len(answers) < 2:
         return []
+    if call.bye_ts is None and capture_end - call.answer_ts < ACK_WAIT_S and len(answers) < EDGE_MIN_2XX:
+        return []  # the capture ended while the UAS still waited: one late ACK cannot be told from a lost one
     evidence = [Evidence("2xx", f"{answers[0].label}, then {len(answers) - 1} retransmissions", answers[0].frame,
                          answers[0].ts),
                 Evidence("last 2xx retransmission", None, answers[-1].frame, answers[-1].ts)]

@@ -1,8 +1,10 @@
 """Capture-level KPIs from decided calls: RFC 6076 (SER, SEER, ISA, SCR, SRD, SDT) and the ITU-T E.411
 family the carriers quote (ASR, NER, ACD, PDD). docs/kpi.md gives each formula.
 
-Calls that started before the capture or were still undecided at its end are left out of every ratio:
-a capture's edges must not read as failures.
+Calls that started before the capture, and calls the capture's end cut before they were decided, are left out
+of every ratio: a capture's edges must not read as failures. A call still open at the end counts only once it was
+answered (the 2xx is in the capture); an unanswered one whose outcome the end of the capture may have cut short
+(`open_at_end`) is not an attempt.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ def _avg(values: list[float], digits: int = 1) -> float | None:
     return round(mean(values), digits) if values else None
 
 
+def decided_calls(calls: Iterable[Call]) -> list[Call]:
+    """The calls KPIs are computed over: whole attempts, decided within the capture."""
+    return [
+        c for c in calls
+        if not c.started_before_capture and c.outcome not in (None, Outcome.IN_PROGRESS)
+        and (not c.open_at_end or c.outcome == Outcome.ANSWERED)
+    ]
+
+
 def compute_kpis(calls: Iterable[Call]) -> dict[str, float | int | None]:
-    decided = [c for c in calls if not c.started_before_capture and c.outcome not in (None, Outcome.IN_PROGRESS)]
+    decided = decided_calls(calls)
     attempts = len(decided)
     redirected = sum(1 for c in decided if c.final_status is not None and 300 <= c.final_status < 400)
     answered = [c for c in decided if c.outcome == Outcome.ANSWERED]

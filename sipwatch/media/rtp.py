@@ -15,6 +15,7 @@ __all__ = [
     "is_rtcp",
     "looks_like_rtp",
     "parse_rtp_header",
+    "rtp_header_problem",
 ]
 
 RTP_HEADER_LEN = 12
@@ -58,6 +59,34 @@ def parse_rtp_header(payload: bytes) -> RtpHeader | None:
             return None
         plen -= pad
     return (b1 & 0x7F, b1 > 0x7F, seq, ts, ssrc, hlen, plen)
+
+
+def rtp_header_problem(payload: bytes) -> str | None:
+    """Why `parse_rtp_header` refuses `payload`, in words a problem report can carry; None when it accepts it.
+
+    Off the hot path: called only for a packet already refused, to say exactly what is wrong with it.
+    """
+    n = len(payload)
+    if n < 12:
+        return f"RTP packet of {n} bytes is shorter than the 12-byte fixed header"
+    if payload[0] >> 6 != 2:
+        return f"RTP version is {payload[0] >> 6}, not 2"
+    count = payload[0] & 0x0F
+    hlen = 12 + 4 * count
+    if hlen > n:
+        return f"RTP packet has truncated CSRC list: {count} CSRCs need {hlen} bytes, the packet has {n}"
+    if payload[0] & 0x10:
+        if n < hlen + 4:
+            return f"RTP header extension header is truncated ({n} bytes)"
+        words = _unpack_ext(payload, hlen)[0]
+        if hlen + 4 + 4 * words > n:
+            return f"RTP header extension of {words} words runs past the end of the {n}-byte packet"
+        hlen += 4 + 4 * words
+    if payload[0] & 0x20:
+        pad = payload[-1]
+        if pad == 0 or pad > n - hlen:
+            return f"RTP padding count {pad} does not fit the {n - hlen} bytes after the header"
+    return None
 
 
 def looks_like_rtp(payload: bytes) -> bool:

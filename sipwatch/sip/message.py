@@ -24,6 +24,10 @@ COMPACT_HEADERS = {
 
 MAX_HEADER_LINES = 1000
 MAX_HEAD_BYTES = 256 * 1024
+MAX_BODY_BYTES = 1 << 20  # what a stream framer waits for at most (sip.framing.MAX_BUFFER)
+# headers a message carries once (RFC 3261 §7.3.1: only comma-list headers may repeat)
+_SINGLE_HEADERS = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type")
+_TOKEN_CHARS = frozenset("!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~")
 
 _LINE_SPLIT = re.compile(r"\r?\n")
 _STATUS_LINE = re.compile(r"SIP/2\.0\s+(\d{3})(?:\s+(.*))?$", re.IGNORECASE)
@@ -57,8 +61,9 @@ def starts_like_sip(payload: bytes) -> bool:
     eol = payload.find(b"\n", 0, 4096)
     if eol < 0:
         return False
-    line = payload[:eol].rstrip(b"\r")
-    return line.endswith(b" SIP/2.0") and line.count(b" ") >= 2
+    line = payload[:eol].rstrip()  # CR, and the trailing SPs of RFC 4475 §3.1.2.10
+    # any version: "OPTIONS sip:... SIP/7.0" (RFC 4475 §3.1.2.16) is SIP that the parser then refuses by name
+    return line.count(b" ") >= 2 and line[line.rfind(b" ") + 1 :].startswith(b"SIP/")
 
 
 def split_header_values(value: str) -> list[str]:
@@ -434,6 +439,8 @@ class SipMessage:
             content_length = to_int(value)
             if content_length is None:
                 warnings.append(f"Content-Length {value[:20]!r} is not a non-negative number; ignored")
+            elif content_length > MAX_BODY_BYTES:
+                warnings.append(f"Content-Length {value[:20]} is larger than any SIP body ({MAX_BODY_BYTES} bytes)")
         captured = len(body)
         if content_length is not None and content_length < len(body):
             body = body[:content_length]
@@ -453,10 +460,90 @@ class SipMessage:
             call_id, cseq, cseq_method.strip().upper(),
         )
         message._captured_body = captured
+        warnings.extend(_anomalies(message, lines[0]))
         message.warnings = warnings
         # parse the addresses now, so a broken one is a parse error here and not a surprise later
         message.from_, message.to, message.vias  # noqa: B018
         return message
+
+
+def _anomalies(msg: SipMessage, first_line: str) -> list[str]:
+    """What RFC 3261's grammar forbids but sipwatch reads anyway (RFC 4475 §3.1.2, RFC 5118 §4.2): one warning
+    each, so an analyst sees that the sender is broken while the call is still followed."""
+    found: list[str] = []
+    headers = msg.headers
+    if msg.method is not None:
+        uri = msg.uri or ""
+        expected = f"{msg.start_line.split(None, 1)[0]} {uri} SIP/2.0"
+        if first_line != expected and first_line.upper() != expected.upper():
+            if first_line != first_line.rstrip():
+                found.append("whitespace after SIP/2.0 at the end of the Request-Line (RFC 4475 §3.1.2.10)")
+            else:
+                found.append("Request-Line elements separated by more than one SP (RFC 4475 §3.1.2.9)")
+        if uri.startswith("<"):
+            found.append(f"Request-URI {uri[:60]!r} enclosed in <> (RFC 4475 §3.1.2.7)")
+        elif uri[:4].lower() in ("sip:", "sips") and "?" in uri.partition("@")[2 if "@" in uri else 0]:
+            found.append(f"Request-URI {uri[:60]!r} carries headers, which RFC 3261 §19.1.5 forbids there")
+        if uri.count(":") >= 3 and "[" not in uri and uri[:4].lower() in ("sip:", "sips"):
+            found.append(f"IPv6 address without [] in Request-URI {uri[:60]!r} (RFC 5118 §4.2)")
+        if msg.cseq_method != msg.method:
+            found.append(f"CSeq method {msg.cseq_method[:20]!r} does not match the request method {msg.method[:20]!r}"
+                         " (RFC 3261 §8.1.1.5)")
+    for name in _SINGLE_HEADERS:
+        values = headers.get(name)
+        if values is not None and len(values) > 1:
+            shown = ", ".join(repr(v[:30]) for v in values[:3])
+            why = ": the body length is ambiguous (RFC 4475 §3.3.9)" if name == "content-length" else ""
+            found.append(f"{len(values)} {name} headers ({shown}){why}; the first is used")
+    if msg.cseq >= 1 << 31:
+        found.append(f"CSeq number {str(msg.cseq)[:24]} is not below 2**31 (RFC 3261 §8.1.1.5)")
+    _scalar(found, headers, "max-forwards", 255)
+    _scalar(found, headers, "expires", 0xFFFFFFFF)
+    _scalar(found, headers, "retry-after", 0xFFFFFFFF)
+    for warning in headers.get("warning", ()):
+        code = warning.strip().partition(" ")[0]
+        if len(code) != 3 or not code.isdigit():
+            found.append(f"Warning code {code[:20]!r} is not 3 digits (RFC 3261 §20.43)")
+    for name in ("from", "to", "contact"):
+        lines = headers.get(name)
+        if not lines:
+            continue
+        values = lines[:1] if name != "contact" else [v for line in lines for v in split_header_values(line)]
+        for value in values:
+            problem = _address_anomaly(value)
+            if problem:
+                found.append(f"{name.title()} {value[:60]!r}: {problem}")
+    date = headers.get("date")
+    if date and not date[0].rstrip().endswith("GMT"):
+        found.append(f"Date {date[0][:40]!r} is not in GMT (RFC 3261 §20.17)")
+    return found
+
+
+def _scalar(found: list[str], headers: dict[str, list[str]], name: str, limit: int) -> None:
+    values = headers.get(name)
+    if not values:
+        return
+    digits = values[0].strip().split(";", 1)[0].split("(", 1)[0].strip()
+    if digits.isascii() and digits.isdigit() and (len(digits) > 10 or int(digits) > limit):
+        found.append(f"{name.title()} {digits[:24]} exceeds {limit}")
+
+
+def _address_anomaly(value: str) -> str | None:
+    """Why a From/To/Contact value breaks RFC 3261 §20.10's name-addr / addr-spec grammar, or None."""
+    lt = value.find("<")
+    if lt < 0:
+        if value.strip() != "*" and ("?" in value or "," in value):
+            return "a URI with '?' or ',' must be enclosed in <> (RFC 3261 §20)"
+        return None
+    display = value[:lt].strip()
+    if display.count('"') and _QUOTED_PAIR.sub("", display).count('"') % 2:
+        return "unterminated quoted string in the display name (RFC 4475 §3.1.2.6)"
+    if display and display[0] != '"' and not all(ch in _TOKEN_CHARS or ch in " \t" for ch in display):
+        return "unquoted display name with characters a token cannot hold (RFC 4475 §3.1.2.15)"
+    gt = value.find(">", lt)
+    if gt > lt and (value[lt + 1 : lt + 2].isspace() or value[gt - 1 : gt].isspace()):
+        return "spaces inside <> around the URI (RFC 4475 §3.1.2.14)"
+    return None
 
 
 def _sdp_part(body: bytes) -> bytes | None:
