@@ -71,15 +71,8 @@ def _by_call_id(analysis) -> dict:
     return {c.call_id: c for c in analysis.calls}
 
 
-# calls.py decides a call whose final response is a 401/407 challenge at once, even when the capture ends a few
-# milliseconds later, before the UA's retried INVITE: see the report (mark such calls open_at_end)
-_CUT_AFTER_CHALLENGE = pytest.mark.xfail(strict=True, reason=(
-    "core/calls.py: a 401/407 final response followed by the end of the capture within the retry window is "
-    "decided auth_failed; it should be open_at_end (the retried INVITE may follow) - see the report"))
-
-
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=_CUT_AFTER_CHALLENGE) if n == "auth_invite_407" else n for n in SIPP_CAPTURES]
+    "name", SIPP_CAPTURES
 )
 def test_cut_capture_makes_no_false_failure(name: str, tmp_path: Path) -> None:
     full, cuts = _cuts(name, tmp_path)
@@ -101,7 +94,7 @@ def test_cut_capture_makes_no_false_failure(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=_CUT_AFTER_CHALLENGE) if n == "auth_invite_407" else n for n in SIPP_CAPTURES]
+    "name", SIPP_CAPTURES
 )
 def test_partial_calls_stay_out_of_the_failure_rates(name: str, tmp_path: Path) -> None:
     full, cuts = _cuts(name, tmp_path)
@@ -146,9 +139,6 @@ def test_missing_ack_needs_the_evidence_a_cut_capture_may_lack(tmp_path: Path) -
 
 # attribution.py gives every call a cause from its final response, partial or not: a call whose INVITE (or whose
 # CANCEL) is before the capture still counts among the failure causes - see the report
-@pytest.mark.xfail(strict=True, reason=(
-    "diagnosis/attribution.py: a call that started before the capture gets a failure cause (sip_486, abandoned, "
-    "sip_503...); partial calls should keep their findings but have no cause - see the report"))
 def test_partial_calls_have_no_failure_cause(tmp_path: Path) -> None:
     caused = []
     for name in ("busy_486", "cancel_487", "route_advance_503", "declined_603"):
@@ -165,10 +155,6 @@ def _message(first: bytes, to_tag: bytes = b"") -> bytes:
             b"To: <sip:b@10.0.0.2>" + to_tag + b"\r\nCall-ID: ringing\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/analyzer.py: Timer B (32 s) is applied after a provisional response, which RFC 3261 §17.1.1.2 does not "
-    "do (a proxy's Timer C is 3 min): a call still ringing when the capture ends 40 s after its 180 is decided "
-    "no_answer, and answered later it splits in two calls - see the report"))
 def test_a_call_still_ringing_at_the_end_is_not_a_failure() -> None:
     analyzer = Analyzer()
     calls = []

@@ -1,8 +1,6 @@
 """Hostile shapes: each must cost a bounded amount and leave a clear problem behind, never an exception.
 
-Bounds are asserted on what sipwatch keeps (buffer sizes, pending entries, kept bytes), never on time. Where the
-fix belongs to a module this suite does not own, the test is marked xfail(strict=True) with the fix named: it
-turns red (XPASS) the moment the fix lands, so the marker cannot outlive it.
+Bounds are asserted on what sipwatch keeps (buffer sizes, pending entries, kept bytes), never on time.
 """
 
 from __future__ import annotations
@@ -179,9 +177,6 @@ def test_endless_start_lines_never_complete() -> None:
     assert framer.skipped > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/analyzer.py keeps one StreamFramer per TCP direction that ever started like SIP, and drops only empty "
-    "ones: cap them (evict the least recently fed past 4096, reporting incomplete_message) - see the report"))
 def test_many_connections_with_a_partial_message_each() -> None:
     analyzer = Analyzer()
     partial = b"INVITE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/TCP x\r\n"
@@ -191,10 +186,6 @@ def test_many_connections_with_a_partial_message_each() -> None:
     assert analyzer.problems.counts.get("incomplete_message", 0) >= 6000 - 4096
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "capture/reassembly.py: TcpReassembler caps out-of-order bytes per direction (1 MiB) but not in total: "
-    "65,536 directions may hold 64 GiB; add a total cap (e.g. 32 MiB) that skips the hole of the direction "
-    "holding most, with a tcp_gap problem - see the report"))
 def test_out_of_order_bytes_are_capped_over_all_connections() -> None:
     decoder = FrameDecoder()
     for port in range(40):  # 40 connections, each holding 966,000 bytes behind a hole of 100 bytes
@@ -245,10 +236,6 @@ def test_overlapping_fragments_keep_the_first_data() -> None:
     assert all(p.frame is not None for p in decoder.problems.kept if p.message.startswith("fragment overlaps"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "capture/reassembly.py: FragmentReassembler.add holds every overlapping piece of a datagram whose last "
-    "fragment never comes (8000 x 1400 bytes = 11 MB for one datagram); drop the datagram once the pieces held "
-    "exceed MAX_DATAGRAM, with an overlapping_fragment problem - see the report"))
 def test_overlapping_fragment_flood_of_one_datagram_is_bounded() -> None:
     decoder = FrameDecoder()
     for n, offset in enumerate(range(0, 64_000, 8)):
@@ -283,10 +270,6 @@ def test_rtp_csrc_count_beyond_the_packet() -> None:
     assert "internal_error" not in analyzer.problems.counts
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/media.py and media/recorder.py: a malformed packet of a followed stream is kept whole in "
-    "RtpRecorder.odd (1000 x 1400 bytes here) and silently skipped later; record parse_rtp_header's refusal as a "
-    "problem (rtp_header_problem gives the text) and keep no bytes of it - see the report"))
 def test_malformed_rtp_of_a_followed_stream_is_reported_and_not_kept() -> None:
     analyzer = Analyzer()
     udp(analyzer, 1, invite("rtp", content_length=str(len(_SDP)).encode(), body=_SDP,
@@ -303,9 +286,6 @@ def test_malformed_rtp_of_a_followed_stream_is_reported_and_not_kept() -> None:
     assert analyzer.problems.counts.get("rtp_parse", 0) >= 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/media.py: every new SSRC on a followed flow opens a stream; 20,000 SSRCs in 20,000 packets are 20,000 "
-    "streams. Cap the streams per flow (e.g. 16) and count the rest as one problem - see the report"))
 def test_ssrc_flood_on_a_followed_flow_is_capped() -> None:
     analyzer = Analyzer()
     udp(analyzer, 1, invite("rtp", content_length=str(len(_SDP)).encode(), body=_SDP,

@@ -16,6 +16,7 @@ MAX_PENDING_DATAGRAMS = 4096
 MAX_DATAGRAM = 65535
 
 TCP_MAX_PENDING_BYTES = 1 << 20  # out-of-order bytes held per direction before skipping a gap
+TCP_MAX_PENDING_TOTAL = 32 << 20  # ... and over all directions
 TCP_MAX_STREAMS = 65536
 TCP_IDLE_TIMEOUT = 3600.0
 TCP_MAX_CLOSED = 4096  # directions closed by FIN/RST whose end is remembered, to spot late retransmissions
@@ -46,8 +47,9 @@ class FragmentReassembler:
         """Add one fragment; return the reassembled payload when it is complete."""
         pending = self.pending.get(key)
         if pending is None:
-            if len(self.pending) >= MAX_PENDING_DATAGRAMS:
-                self._expire(ts, force=True)
+            if len(self.pending) >= MAX_PENDING_DATAGRAMS:  # the oldest gives way, without a scan of all
+                oldest = next(iter(self.pending))
+                self._drop(oldest, self.pending[oldest], "fragments of a datagram never completed")
             pending = self.pending[key] = _PendingDatagram(ts, frame)
         elif ts - pending.first_ts > FRAGMENT_TIMEOUT:
             self._drop(key, pending, "fragments of a datagram never completed within 30 s")
@@ -61,6 +63,12 @@ class FragmentReassembler:
             return None
         pending.pieces[offset] = data
         pending.size += len(data)
+        if pending.size > MAX_DATAGRAM:  # only overlaps hold more than a datagram can be
+            del self.pending[key]
+            self.problems.report(
+                "overlapping_fragment", f"fragments of one datagram overlap beyond {MAX_DATAGRAM} bytes; dropped", frame
+            )
+            return None
         if not more:
             pending.total = offset + len(data)
         if pending.total is None or pending.size < pending.total:
@@ -126,6 +134,7 @@ class TcpReassembler:
         self.closed: dict[tuple, int] = {}  # direction -> sequence number its data ended at (FIN/RST)
         self.retransmissions = 0
         self.out_of_order = 0
+        self.pending_total = 0  # out-of-order bytes held over all directions
 
     def segment(self, key: tuple, seq: int, flags: int, payload: bytes, frame: int, ts: float) -> bytes | None:
         state = self.streams.get(key)
@@ -170,9 +179,11 @@ class TcpReassembler:
         elif rel > 0:  # a hole before it: hold it
             self.out_of_order += 1
             if seq not in state.pending or len(state.pending[seq]) < len(payload):
-                state.pending_bytes += len(payload) - len(state.pending.get(seq, b""))
+                added = len(payload) - len(state.pending.get(seq, b""))
+                state.pending_bytes += added
+                self.pending_total += added
                 state.pending[seq] = payload
-            if state.pending_bytes <= TCP_MAX_PENDING_BYTES:
+            if state.pending_bytes <= TCP_MAX_PENDING_BYTES and self.pending_total <= TCP_MAX_PENDING_TOTAL:
                 return None
             hole_end = min(state.pending, key=lambda s: (s - state.next_seq) & 0xFFFFFFFF)
             self.problems.report(
@@ -197,6 +208,7 @@ class TcpReassembler:
                 if rel >= 0x80000000 or rel == 0:
                     piece = pending.pop(seq)
                     state.pending_bytes -= len(piece)
+                    self.pending_total -= len(piece)
                     skip = 0 if rel == 0 else 0x100000000 - rel
                     if skip < len(piece):
                         out += piece[skip:]

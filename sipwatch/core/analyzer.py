@@ -24,8 +24,10 @@ from sipwatch.model import Datagram, ProblemLog, Severity, Transport, hostport
 from sipwatch.sip.framing import StreamFramer
 from sipwatch.sip.message import SipMessage, SipParseError, TruncatedMessage, starts_like_sip
 from sipwatch.sip.sdp import SdpParseError
+from sipwatch.sip.text import to_int
 
 T1 = 0.5  # RFC 3261 §17.1.1.1
+MAX_FRAMERS = 4096  # SIP streams followed at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ class Analyzer:
         self._next_expiry = float("-inf")
         self._now = float("-inf")
         self._next_sweep = float("-inf")
-        self.media = MediaTracker(self.config.rtp_heuristic, self.config.keep_frames)
+        self.media = MediaTracker(self.config.rtp_heuristic, self.config.keep_frames, self.problems)
         self._media_packet = self.media.packet
 
     # --- input ----------------------------------------------------------------------------------
@@ -156,6 +158,16 @@ class Analyzer:
             # only streams that start like SIP get a framer (SIP on any port, not every TCP flow)
             if not starts_like_sip(datagram.payload.lstrip(b"\r\n")):
                 return
+            if len(self._framers) >= MAX_FRAMERS:  # the oldest stream gives way (a flood of half-sent messages)
+                old_key = next(iter(self._framers))
+                old = self._framers.pop(old_key)
+                if old.buffer.strip(b"\r\n"):
+                    self.problems.report(
+                        "incomplete_message",
+                        f"TCP stream {old_key[0]}:{old_key[1]} -> {old_key[2]}:{old_key[3]} dropped with "
+                        f"{len(old.buffer)} bytes unframed: more than {MAX_FRAMERS} SIP streams open",
+                        datagram.frame,
+                    )
             framer = self._framers[key] = StreamFramer()
         self._framer_seen[key] = datagram.ts
         skipped = framer.skipped
@@ -165,7 +177,7 @@ class Analyzer:
             self.problems.report(
                 "stream_resync",
                 f"{framer.skipped - skipped} bytes of {key[0]}:{key[1]} -> {key[2]}:{key[3]} "
-                "did not frame as SIP and were skipped",
+                "did not frame as SIP and were skipped" + (f" ({framer.reason})" if framer.reason else ""),
                 datagram.frame,
             )
 
@@ -231,8 +243,9 @@ class Analyzer:
         """A message that failed to parse still counts by its start line (tshark counts it too)."""
         line = data.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
         parts = line.split(" ")
-        if parts[0] == "SIP/2.0" and len(parts) > 1 and parts[1].isdigit():
-            self.stats.responses[int(parts[1])] += 1
+        code = to_int(parts[1]) if parts[0] == "SIP/2.0" and len(parts) > 1 else None
+        if code is not None:
+            self.stats.responses[code] += 1
         elif len(parts) >= 3:
             self.stats.requests[parts[0]] += 1
 
@@ -439,7 +452,7 @@ class Analyzer:
                 if now - call.last_ts > config.linger:
                     events.append(self._retire(call, now))
             elif call.invite_ts is not None and call.answer_ts is None and state != CallState.TIMED_OUT:
-                if now - call.invite_ts >= config.invite_timeout:
+                if call.timed_out(now, config.invite_timeout):
                     call.state = next_state(state, CallEvent.TIMER_B) or state
             elif now - call.last_ts > config.dialog_idle_timeout:
                 events.append(self._retire(call, now))

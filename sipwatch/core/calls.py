@@ -10,6 +10,8 @@ from sipwatch.sip.codes import AUTH_CHALLENGES, invite_outcome
 from sipwatch.sip.identity import IdentityStatus, check_identity
 from sipwatch.sip.message import ReasonValue
 
+TIMER_C = 180.0  # RFC 3261 §16.6 step 11: a proxy gives up on an INVITE after 3 min without a final response
+
 
 @dataclass(slots=True)
 class MessageRecord:
@@ -188,6 +190,16 @@ class Call:
                 return True
         return False
 
+    def timed_out(self, now: float, invite_timeout: float) -> bool:
+        """Timer B (RFC 3261 §17.1.1.2) runs only until a provisional response comes; after one, a proxy's
+        Timer C (3 min, §16.6 step 11) from the last provisional is the limit."""
+        if self.invite_ts is None:
+            return False
+        provisional = max((ts for ts in (self.trying_ts, self.ringing_ts) if ts is not None), default=None)
+        if provisional is None:
+            return now - self.invite_ts >= invite_timeout
+        return now - provisional >= TIMER_C
+
     def decide(self, capture_end: float, invite_timeout: float) -> Outcome:
         """Set and return the outcome, given the end of the capture (the calls still open stay so)."""
         self.outcome = self._outcome(capture_end, invite_timeout)
@@ -202,6 +214,9 @@ class Call:
         if state == CallState.REJECTED:
             code = self.final_status or 0
             if code in AUTH_CHALLENGES:
+                if self.final_ts is not None and capture_end - self.final_ts < invite_timeout:
+                    self.open_at_end = True  # the retried INVITE may come after the end of the capture
+                    return Outcome.IN_PROGRESS
                 return Outcome.AUTH_FAILED
             outcome = invite_outcome(code, rang=self.ringing_ts is not None)
             if outcome == Outcome.CANCELLED and self.completed_elsewhere:
@@ -211,7 +226,7 @@ class Call:
             return self._timed_out()
         if state == CallState.CANCELLING:
             return Outcome.REDIRECTED if self.completed_elsewhere else Outcome.CANCELLED
-        if state in EARLY_STATES and self.invite_ts is not None and capture_end - self.invite_ts >= invite_timeout:
+        if state in EARLY_STATES and state != CallState.CANCELLING and self.timed_out(capture_end, invite_timeout):
             self.state = CallState.TIMED_OUT
             return self._timed_out()
         self.open_at_end = True

@@ -27,8 +27,9 @@ from sipwatch.media.rtcp import (
     VoipMetrics,
     parse_compound,
 )
-from sipwatch.media.rtp import is_rtcp, parse_rtp_header
+from sipwatch.media.rtp import is_rtcp, parse_rtp_header, rtp_header_problem
 from sipwatch.media.rtpstats import RtpStreamStats
+from sipwatch.model import ProblemLog
 from sipwatch.sip.sdp import MediaDescription, SessionDescription
 
 
@@ -125,10 +126,14 @@ class _Flow:
     streams: dict[bytes, RtpStream] = field(default_factory=dict)  # by the SSRC's 4 bytes
 
 
+MAX_SSRCS_PER_FLOW = 16  # a flow that changes SSRC more often is not one call's media
+
+
 class MediaTracker:
     """Follows RTP for the core. Fed every non-SIP UDP datagram; told about SDP by the call logic."""
 
-    def __init__(self, heuristic: bool = False, keep_frames: bool = False) -> None:
+    def __init__(self, heuristic: bool = False, keep_frames: bool = False, problems: ProblemLog | None = None) -> None:
+        self.problems = problems if problems is not None else ProblemLog()
         self.heuristic = heuristic
         self.keep_frames = keep_frames
         self._expected: dict[tuple[str, int], MediaExpectation] = {}
@@ -319,6 +324,9 @@ class MediaTracker:
             if len(payload) >= 12 and payload[0] & 0xC0 == 0x80:
                 stream = flow.streams.get(payload[8:12])
                 if stream is not None:
+                    if payload[0] != 0x80 and parse_rtp_header(payload) is None:
+                        self.problems.report("rtp_parse", f"{rtp_header_problem(payload)}; packet skipped", frame)
+                        return
                     stream.recorder.add(ts, frame, payload)
                     return
             else:
@@ -351,6 +359,10 @@ class MediaTracker:
                 return
             flow = _Flow(expectation)
             self._add_flow(key, flow)
+        if len(flow.streams) >= MAX_SSRCS_PER_FLOW:
+            self.problems.report("ssrc_flood", f"more than {MAX_SSRCS_PER_FLOW} SSRCs on {src}:{sport} -> {dst}:{dport}; "
+                                 f"SSRC 0x{header[4]:08x} not followed", frame)
+            return
         stream = self._new_stream(flow, src, sport, dst, dport, header[4])
         flow.streams[payload[8:12]] = stream
         stream.recorder.add(ts, frame, payload)

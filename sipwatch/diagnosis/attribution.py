@@ -112,6 +112,8 @@ def _diagnose(call: Call, advanced_to: Call | None, burst: list[Call] | None,
                 other.confidence = min(0.95, other.confidence + 0.1)
                 other.evidence.extend(address.evidence)
     principal = _principal(call, found)
+    if call.started_before_capture or (call.open_at_end and call.outcome is not Outcome.ANSWERED):
+        principal = None  # a partial call keeps its findings, but the capture does not hold why it ended
     cause = principal.category if principal is not None else None
     return Diagnosis(found, cause, principal)
 
