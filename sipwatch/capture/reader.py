@@ -1,7 +1,8 @@
 """Capture files (pcap, nanosecond pcap, pcapng, gzip) and pcap streams, read as raw frames.
 
-scapy's raw readers recognise the format and parse the file header and every pcapng block. Classic pcap
-records, the bulk of most support captures, are then read in 4 MiB blocks with one precompiled `struct`
+scapy's raw reader parses every pcapng block. Classic pcap, the bulk of most support captures, has a 24-byte
+file header read here (importing scapy would cost more than reading most files) and records read in 4 MiB
+blocks with one precompiled `struct`
 per record: scapy's per-record `_read_packet` costs 2.6 µs here against 0.5 µs for the block loop
 (measured on the benchmark load capture, docs/benchmarks.md), and reading is a third of an analysis.
 
@@ -29,8 +30,6 @@ from sipwatch.model import CaptureError, CaptureNotFound, Problem, Severity
 
 # scapy reports damaged records through its logger; we report them ourselves, with offsets.
 logging.getLogger("scapy").setLevel(logging.CRITICAL)
-from scapy.error import Scapy_Exception  # noqa: E402
-from scapy.utils import RawPcapReader  # noqa: E402
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _PCAP_MAGICS = {b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1"}
@@ -374,11 +373,49 @@ def open_capture(path: str) -> CaptureFile:
         stream.close()
         raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {magic!r})")
     try:
-        # scapy reads and checks the file header (pcap) or the section and interface blocks (pcapng)
-        reader = RawPcapReader(stream)
-    except (Scapy_Exception, EOFError, OSError, gzip.BadGzipFile) as exc:
+        if fmt == "pcap":
+            reader = _read_pcap_header(stream)
+        else:
+            # scapy reads and checks the section and interface blocks (imported only here: loading scapy
+            # costs 0.2 s, a tenth of a whole analysis of the benchmark capture, for a 24-byte pcap header)
+            from scapy.error import Scapy_Exception
+            from scapy.utils import RawPcapReader
+
+            try:
+                reader = RawPcapReader(stream)
+            except Scapy_Exception as exc:
+                raise ValueError(str(exc)) from exc
+            reader.f = _BoundedReads(reader.f)
+    except (ValueError, EOFError, OSError, gzip.BadGzipFile) as exc:
         stream.close()
         raise CaptureError(f"{name}: damaged {fmt} file header ({exc})") from exc
-    if fmt == "pcapng":
-        reader.f = _BoundedReads(reader.f)
     return CaptureFile(name=name, format=fmt, size=size, _reader=reader, _stream=stream, _raw=raw)
+
+
+@dataclass(frozen=True, slots=True)
+class _PcapHeader:
+    """A classic pcap file header: byte order, timestamp resolution, link type (what the record loop needs)."""
+
+    endian: str
+    nano: bool
+    snaplen: int
+    linktype: int
+
+
+_PCAP_BYTE_ORDERS = {  # magic -> (struct byte order, nanosecond timestamps)
+    b"\xa1\xb2\xc3\xd4": (">", False), b"\xd4\xc3\xb2\xa1": ("<", False),
+    b"\xa1\xb2\x3c\x4d": (">", True), b"\x4d\x3c\xb2\xa1": ("<", True),
+}
+
+
+def _read_pcap_header(stream: BinaryIO) -> _PcapHeader:
+    """The 24-byte file header, read as scapy's RawPcapReader reads it (the records follow it)."""
+    head = b""
+    while len(head) < _PCAP_FILE_HEADER:
+        chunk = stream.read(_PCAP_FILE_HEADER - len(head))
+        if not chunk:
+            raise ValueError(f"{len(head)} bytes, where a pcap file header has {_PCAP_FILE_HEADER}")
+        head += chunk
+    endian, nano = _PCAP_BYTE_ORDERS[head[:4]]
+    _major, _minor, _zone, _sigfigs, snaplen, linktype = Struct(endian + "HHIIII").unpack_from(head, 4)
+    return _PcapHeader(endian, nano, snaplen, linktype)
