@@ -139,7 +139,6 @@ class MediaTracker:
         self._expected: dict[tuple[str, int], MediaExpectation] = {}
         self._flows: dict[tuple, _Flow] = {}
         self._lane_flows: dict[bytes, _Flow] = {}  # the same IPv4 flows, by their 12 raw header bytes
-        self._flows_to: dict[tuple, set[tuple]] = {}  # (dst, dport) -> keys of the flows toward it
         self.rtcp_errors = 0
         self._rtcp_expected: dict[tuple[str, int], str] = {}  # RTCP destination -> call id
         self._rtcp: dict[str, dict[int, RtcpSummary]] = {}  # call id -> reported-on SSRC -> what RTCP said
@@ -165,8 +164,6 @@ class MediaTracker:
             for target, via_signalling in targets:
                 key = (target, media.port)
                 current = self._expected.get(key)
-                if current is None or current.call_id != call_id:
-                    self._detach(key, call_id)
                 if (
                     via_signalling and current is not None and current.call_id == call_id
                     and not current.via_signalling_source
@@ -184,21 +181,27 @@ class MediaTracker:
         if added:
             # flows ignored before this SDP may be its media now (early media, port changes)
             self._ignored.clear()
+            self._detach(call_id)
 
-    def _detach(self, destination: tuple, call_id: str) -> None:
-        """A new call announced `destination` (an SDP address and port): flows toward it that belong to another
-        call (or to none) end here, so the next packet is matched afresh. Busy systems reuse media ports from
-        one call to the next within seconds; without this, the new call's media would join the old call."""
-        for key in list(self._flows_to.get(destination, ())):
-            flow = self._flows.get(key)
-            if flow is not None and (flow.expectation is None or flow.expectation.call_id != call_id):
-                self._drop_flow(key, flow)
+    def _detach(self, call_id: str) -> None:
+        """Busy systems hand a call's media ports to the next call within seconds. A flow between two addresses
+        this call announced (one side's SDP to the other's) that still belongs to another call ends here, so
+        its next packet starts this call's stream. Looked up pair by pair (a handful per call): flows toward a
+        port many calls share (a media server receiving every call on one port) are left alone."""
+        keys = set(self._keys_of_call.get(call_id, ()))
+        for dst in keys:
+            for src in keys:
+                if src == dst:
+                    continue
+                key = (src[0], src[1], dst[0], dst[1])
+                flow = self._flows.get(key)
+                if flow is not None and (flow.expectation is None or flow.expectation.call_id != call_id):
+                    self._drop_flow(key, flow)
 
     def _add_flow(self, key: tuple, flow: _Flow) -> None:
         self._flows[key] = flow
         if ":" not in key[0]:
             self._lane_flows[_lane_key(*key)] = flow
-        self._flows_to.setdefault((key[2], key[3]), set()).add(key)
 
     def _drop_flow(self, key: tuple, flow: _Flow) -> None:
         """Forget the flow `key` if it is still `flow` (a later call may own that 4-tuple by now)."""
@@ -207,11 +210,6 @@ class MediaTracker:
         del self._flows[key]
         if ":" not in key[0]:
             self._lane_flows.pop(_lane_key(*key), None)
-        keys = self._flows_to.get((key[2], key[3]))
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._flows_to[(key[2], key[3])]
 
     def release(self, call_id: str) -> list[RtpStream]:
         """The call is finished: forget its expectations and flows, return its streams."""
@@ -264,7 +262,6 @@ class MediaTracker:
 
     def memory(self) -> dict[str, int]:
         return {"expected": len(self._expected), "flows": len(self._flows), "lane_flows": len(self._lane_flows),
-                "flow_destinations": len(self._flows_to),
                 "rtcp_expected": len(self._rtcp_expected), "rtcp_calls": len(self._rtcp),
                 "calls_with_keys": len(self._keys_of_call), "calls_with_streams": len(self._by_call),
                 "unattached": len(self._unattached) + len(self._expired), "ignored": len(self._ignored)}
