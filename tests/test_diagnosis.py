@@ -49,11 +49,12 @@ EXPECTED: dict[str, dict[int, tuple[Category | None, str | None]]] = {
     "route_advance_503.pcap": {1: (Category.NORMAL, "route_advance"), 2: (None, None)},
     "rtp_timeout.pcap": {1: (Category.NETWORK, "rtp_timeout")},
     "short_call.pcap": {1: (None, None)},  # a lone short call is noted, not a cause
+    "shared_media_port.pcap": {n: (Category.CODEC, "unexpected_payload_type") for n in range(1, 7)},
     "tcp_call.pcap": {1: (None, None)},
     "timeout_no_answer.pcap": {1: (Category.NETWORK, "timeout_no_response")},
     "unavailable_503.pcap": {1: (Category.CAPACITY, "sip_503")},
 }
-CALLS = {"capacity_burst.pcap": 24, "route_advance_503.pcap": 2, "register_401_200.pcap": 0}
+CALLS = {"capacity_burst.pcap": 24, "shared_media_port.pcap": 6, "route_advance_503.pcap": 2, "register_401_200.pcap": 0}
 
 
 @pytest.mark.parametrize("capture", sorted(EXPECTED))

@@ -183,3 +183,28 @@ def test_media_ports_reused_by_the_next_call(tmp_path: Path) -> None:
         ssrcs = {s["ssrc"] for s in call["streams"]}
         assert len(ssrcs) == 1 and (ssrcs.pop() >> 24) == 0xDE ^ copy  # its own copy's SSRC only
         assert sorted(s["packets"] for s in call["streams"]) == sorted(packets[call["streams"][0]["ssrc"]])
+
+
+def test_calls_sharing_the_callee_media_port_keep_their_streams() -> None:
+    """Six overlapping SIPp calls whose UAS receives every call's RTP on port 16000 (each caller on its own
+    port): each call has exactly its own four streams (PCMA and telephone-event, both ways), matched by the
+    caller's port its SDP announced, and tshark counts the same packets."""
+    capture = CAPTURES / "shared_media_port.pcap"
+    calls = analysis_to_dict(analyze_file(str(capture)))["calls"]
+    assert len(calls) == 6
+    oracle = subprocess.run(["tshark", "-n", "-q", "-r", str(capture), "-o", "rtp.heuristic_rtp:TRUE", "-z",
+                             "rtp,streams"], capture_output=True, text=True, check=True).stdout
+    tshark = {}
+    for line in oracle.splitlines():
+        f = line.split()
+        if len(f) > 8 and f[6].startswith("0x"):
+            tshark[(f"{f[2]}:{f[3]}", f"{f[4]}:{f[5]}", int(f[6], 16))] = int(f[8])
+    seen = {}
+    for call in calls:
+        announced = {s["src"] for s in call["streams"] if s["src"] != "127.0.0.1:16000"}
+        assert len(announced) == 1  # one caller port per call
+        assert len(call["streams"]) == 4
+        for s in call["streams"]:
+            assert {s["src"], s["dst"]} == announced | {"127.0.0.1:16000"}
+            seen[(s["src"], s["dst"], s["ssrc"])] = s["packets"]
+    assert seen == tshark
