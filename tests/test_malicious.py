@@ -341,3 +341,24 @@ def test_pcapng_block_claiming_4_gb(tmp_path: Path) -> None:
     (problem,) = analysis.problems.kept
     assert (problem.kind, problem.frame, problem.offset) == ("corrupt_block", 2, len(shb + idb + epb))
     assert "block claims 4294967280 bytes" in problem.message
+
+
+def test_a_flood_of_invented_methods_keeps_the_method_table_bounded() -> None:
+    from sipwatch.core.analyzer import MAX_METHODS
+
+    analyzer = Analyzer()
+    for n in range(5000):
+        request = invite(f"m{n}").replace(b"INVITE sip:", b"M%d sip:" % n, 1).replace(b"1 INVITE", b"1 M%d" % n)
+        udp(analyzer, n + 1, request)
+    requests = analyzer.stats.requests
+    assert len(requests) == MAX_METHODS + 1  # the first 256 names, then "other"
+    assert sum(requests.values()) == 5000 and requests["other"] == 5000 - MAX_METHODS
+
+
+def test_a_short_body_is_reported_on_message_transports_too() -> None:
+    """WebSocket, SCTP and TLS records carry whole messages: a body shorter than Content-Length is a finding
+    there as on UDP (only TCP stream bytes are cut by the framer)."""
+    analyzer = Analyzer()
+    analyzer.feed(Datagram(1, 1.0, "10.0.0.1", 5060, "10.0.0.2", 5060, Transport.WS,
+                           invite("ws1", content_length=b"100", body=b"v=0\r\n")))
+    assert any("Content-Length 100" in m for m in messages_of(analyzer.problems, "content_length"))

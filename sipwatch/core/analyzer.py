@@ -82,6 +82,8 @@ class SipStats:
     last_ts: float | None = None
 
 
+MAX_METHODS = 256  # distinct request methods counted by name (RFC 3261 and its extensions define about 14)
+
 # methods that belong to an INVITE dialog; the others are counted as standalone transactions
 _CALL_METHODS = frozenset(("INVITE", "ACK", "CANCEL", "BYE", "PRACK", "UPDATE"))
 _DIALOG_METHODS = frozenset(("INFO", "REFER", "NOTIFY", "MESSAGE"))
@@ -201,10 +203,12 @@ class Analyzer:
         for warning in msg.warnings:
             self.problems.report("sip_warning", warning, datagram.frame)
         if msg.method is not None:
-            stats.requests[msg.method] += 1
+            self._count_method(msg.method)
         else:
             stats.responses[msg.status] += 1
-        if msg.content_length is not None and msg.body_length_mismatch < 0 and datagram.transport is Transport.UDP:
+        # a TCP datagram is stream bytes the framer cut by Content-Length; UDP, SCTP, WebSocket and TLS records
+        # carry whole messages, whose body can be shorter than declared
+        if msg.content_length is not None and msg.body_length_mismatch < 0 and datagram.transport is not Transport.TCP:
             self.problems.report(
                 "content_length",
                 f"Content-Length {msg.content_length} but only {msg.content_length + msg.body_length_mismatch}"
@@ -247,7 +251,16 @@ class Analyzer:
         if code is not None:
             self.stats.responses[code] += 1
         elif len(parts) >= 3:
-            self.stats.requests[parts[0]] += 1
+            self._count_method(parts[0])
+
+    def _count_method(self, method: str) -> None:
+        """Requests by method; past MAX_METHODS distinct names (a flood of invented methods) they count as
+        "other", so the table stays bounded."""
+        requests = self.stats.requests
+        if method in requests or len(requests) < MAX_METHODS:
+            requests[method] += 1
+        else:
+            requests["other"] += 1
 
     def _transaction(self, msg: SipMessage, ts: float) -> bool:
         """Track the transaction (RFC 3261 §17); return True when the message is a retransmission."""
@@ -315,7 +328,7 @@ class Analyzer:
             datagram.frame, datagram.ts, "caller" if msg.is_request else "callee", msg.label, datagram.src, contact,
             via.host if via else None, via.received if via else None, via.rport if via else None,
             via.port if via else None, retransmission,
-            msg.body_length_mismatch if datagram.transport is Transport.UDP else 0,
+            msg.body_length_mismatch if datagram.transport is not Transport.TCP else 0,
             tuple(msg.headers.get("identity", ())),
         ))
 
