@@ -20,6 +20,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
+from scapy.utils import wrpcap
 
 # --- SIP messages -----------------------------------------------------------------------------------
 
@@ -478,3 +479,16 @@ def tshark_sip_stat(path: Path, udp_ports: Sequence[int] = (), tcp_ports: Sequen
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr}")
     return parse_sip_stat(done.stdout)
+
+
+def write_sip_exchange(path: Path, messages: Sequence[str], caller: str = "192.0.2.1", callee: str = "192.0.2.2") -> Path:
+    """SIP messages over UDP 5060 between two hosts, alternating caller -> callee and back, 0.1 s apart, as a
+    pcap (for texts no SIPp scenario sends: hostile headers, broken grammar)."""
+    frames = []
+    for n, sip in enumerate(messages):
+        src, dst = (caller, callee) if n % 2 == 0 else (callee, caller)
+        packet = Ether() / IP(src=src, dst=dst) / UDP(sport=5060, dport=5060) / sip.encode()
+        packet.time = 1_700_000_000.0 + n * 0.1
+        frames.append(packet)
+    wrpcap(str(path), frames)
+    return path

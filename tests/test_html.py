@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CAPTURES
-from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
+from crafted import write_sip_exchange
 from scapy.utils import wrpcap
 
 from sipwatch.core.analyzer import AnalyzerConfig
@@ -301,13 +300,7 @@ def _hostile_capture(path: Path) -> Path:
               + f'User-Agent: {SCRIPT}"onload=alert(5)\r\nContent-Length: 0\r\n\r\n')
     busy = (f"SIP/2.0 486 {SCRIPT}\r\n" + headers.format(tag=";tag=2") + f"Server: {SCRIPT}\r\n"
             f'Reason: Q.850;cause=17;text="{SCRIPT}"\r\nContent-Length: 0\r\n\r\n')
-    frames = []
-    for n, (src, dst, sip) in enumerate([("192.0.2.1", "192.0.2.2", invite), ("192.0.2.2", "192.0.2.1", busy)]):
-        packet = Ether() / IP(src=src, dst=dst) / UDP(sport=5060, dport=5060) / sip.encode()
-        packet.time = 1_700_000_000.0 + n * 0.1
-        frames.append(packet)
-    wrpcap(str(path), frames)
-    return path
+    return write_sip_exchange(path, [invite, busy])
 
 
 def test_captured_markup_stays_text(tmp_path: Path) -> None:

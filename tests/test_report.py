@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 from conftest import CAPTURES
-from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
-from scapy.utils import wrpcap
+from crafted import write_sip_exchange
 
 from sipwatch.pipeline import analyze_file
 from sipwatch.report.data import analysis_to_dict
@@ -46,13 +44,7 @@ def _hostile_capture(path: Path) -> Path:
         "From: <sip:alice@192.0.2.1>;tag=1\r\nTo: <sip:bob@192.0.2.2>;tag=2\r\nCall-ID: x1\r\nCSeq: 1 INVITE\r\n"
         f'Reason: Q.850;cause=17;text="{SCRIPT} | `code` *bold*"\r\nContent-Length: 0\r\n\r\n'
     )
-    frames = []
-    for n, (src, dst, sip) in enumerate([("192.0.2.1", "192.0.2.2", invite), ("192.0.2.2", "192.0.2.1", busy)]):
-        packet = Ether() / IP(src=src, dst=dst) / UDP(sport=5060, dport=5060) / sip.encode()
-        packet.time = 1_700_000_000.0 + n * 0.1
-        frames.append(packet)
-    wrpcap(str(path), frames)
-    return path
+    return write_sip_exchange(path, [invite, busy])
 
 
 def test_captured_text_stays_text(tmp_path: Path) -> None:
