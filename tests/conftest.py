@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,3 +65,15 @@ def shared_captures() -> Path:
     if not SHARED_CAPTURES.is_dir():
         pytest.skip(f"{SHARED_CAPTURES} is not present")
     return SHARED_CAPTURES
+
+
+def settle_capture(capture: Path, timeout: float = 10.0) -> None:
+    """Wait until tcpdump has written what the kernel handed it: the file stops growing for half a second."""
+    size, stable_since, deadline = -1, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = capture.stat().st_size if capture.exists() else 0
+        if now != size:
+            size, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since > 0.5:
+            return
+        time.sleep(0.05)

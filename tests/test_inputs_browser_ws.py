@@ -24,6 +24,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import settle_capture
 from crafted import Dialog, tshark_available, tshark_sip_stat
 
 from sipwatch.model import Outcome
@@ -187,7 +188,7 @@ def record_browser_call(folder: Path, deflate: bool, invite_body_size: int) -> t
             ["timeout", "90", chromium, *CHROMIUM_FLAGS, f"--user-data-dir={folder / 'profile'}", page.as_uri()],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         callee.thread.join(timeout=60)
-        _settle(capture)
+        settle_capture(capture)
     finally:
         if browser is not None and browser.poll() is None:
             os.killpg(browser.pid, signal.SIGTERM)
@@ -201,16 +202,6 @@ def record_browser_call(folder: Path, deflate: bool, invite_body_size: int) -> t
     assert not callee.thread.is_alive(), "the browser never finished the call"
     return capture, callee, dialog
 
-
-def _settle(capture: Path) -> None:
-    size, since, deadline = -1, time.monotonic(), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = capture.stat().st_size if capture.exists() else 0
-        if now != size:
-            size, since = now, time.monotonic()
-        elif time.monotonic() - since > 0.5:
-            return
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(("deflate", "body"), [(False, 0), (True, 0), (False, 70_000)],

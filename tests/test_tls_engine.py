@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import settle_capture
 from crafted import Dialog, tshark_available, tshark_sip_stat
 
 from sipwatch.model import Outcome
@@ -101,7 +102,7 @@ def run_tls_calls(folder: Path, calls: list[tuple[Dialog, list]]) -> tuple[Path,
                 pytest.skip(f"tcpdump cannot capture on lo here: {log.read_text()}")
             time.sleep(0.02)
         _converse(port, cert, key, keylog, calls)
-        _settle(capture)
+        settle_capture(capture)
     finally:
         if tcpdump.poll() is None:
             os.killpg(tcpdump.pid, signal.SIGINT)
@@ -110,17 +111,6 @@ def run_tls_calls(folder: Path, calls: list[tuple[Dialog, list]]) -> tuple[Path,
         raise RuntimeError(f"tcpdump did not finish: {log.read_text()}")
     return capture, keylog
 
-
-def _settle(capture: Path) -> None:
-    """Wait until tcpdump has written what the kernel handed it: the file stops growing."""
-    size, stable_since, deadline = -1, time.monotonic(), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = capture.stat().st_size if capture.exists() else 0
-        if now != size:
-            size, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since > 0.5:
-            return
-        time.sleep(0.05)
 
 
 def _converse(port: int, cert: Path, key: Path, keylog: Path, calls: list[tuple[Dialog, list]]) -> None:
