@@ -268,6 +268,11 @@ def test_many_short_calls_from_one_caller_are_a_pattern() -> None:
         assert diagnosis.cause is Category.BLOCKING and diagnosis.principal.kind == "short_call"
         assert diagnosis.principal.data["pattern"] and diagnosis.principal.confidence > 0.5
     assert diagnose(calls[:-1])[1].cause is None  # one fewer is no pattern
+    # the same short calls among many long ones from that caller: a busy agent, not a robocaller
+    long = [analyze_file(str(CAPTURES / "rtp_timeout.pcap")).calls[0] for _ in range(SHORT_CALL_PATTERN + 1)]
+    for number, call in enumerate(long, len(calls) + 1):
+        call.number, call.from_user = number, calls[0].from_user
+    assert all(d.cause is None for n, d in diagnose(calls + long).items() if n <= len(calls))
 
 
 def test_long_calls_are_not_short() -> None:

@@ -25,7 +25,9 @@ from sipwatch.model import Evidence, Finding, Outcome
 BRIEF_ABANDON_S = 5.0  # the caller hung up within this long after dialling: "briefly abandoned"
 ROUTE_ADVANCE_S = 2.0  # a new INVITE for the same caller and callee this soon after a 503 is a route advance
 SHORT_CALL_S = 6.0  # an answered call hung up sooner than this is a short call (call analytics' "short duration")
-SHORT_CALL_PATTERN = 3  # this many short calls from one caller in a capture make a pattern
+SHORT_CALL_PATTERN = 3  # this many short calls from one caller in a capture make a pattern...
+SHORT_CALL_SHARE = 0.5  # ...when they are at least this share of the caller's answered calls (analytics rate
+# callers by their short-duration ratio: an agent with a few short calls among hundreds is not a robocaller)
 BURST_CODES = frozenset((486, 480, 503))  # rejections that, crowded together, mean no room rather than one person
 BURST_MIN_CALLS = 4  # ... at least this many of them
 BURST_WINDOW_S = 2.0  # ... within this many seconds of each other
@@ -343,11 +345,17 @@ def _identity(call: Call, status: Attributed | None) -> Attributed | None:
 
 
 def _short_calls_by_caller(calls: list[Call]) -> dict[str | None, list[Call]]:
-    out: dict[str | None, list[Call]] = {}
+    """The short calls of each caller whose short calls make a pattern (enough of them, and a large enough
+    share of the caller's answered calls); other callers' short calls are left out."""
+    short: dict[str | None, list[Call]] = {}
+    answered: Counter = Counter()
     for call in calls:
+        if call.answer_ts is not None and not call.started_before_capture:
+            answered[call.from_user] += 1
         if _is_short(call):
-            out.setdefault(call.from_user, []).append(call)
-    return out
+            short.setdefault(call.from_user, []).append(call)
+    return {caller: same for caller, same in short.items()
+            if len(same) >= SHORT_CALL_PATTERN and len(same) >= SHORT_CALL_SHARE * answered[caller]}
 
 
 def _is_short(call: Call) -> bool:
@@ -367,12 +375,13 @@ def _short_call(call: Call, short: dict[str | None, list[Call]]) -> Attributed |
                          call.bye_frame, call.bye_ts),
                 Evidence("RTP", f"{packets} packets")]
     same = short.get(call.from_user, [])
-    pattern = len(same) >= SHORT_CALL_PATTERN
+    pattern = bool(same)
     detail = f"answered but hung up by the {call.bye_by or 'unknown side'} after {duration:.1f} s"
     if pattern:
         evidence.append(Evidence("pattern", f"{len(same)} calls from {call.from_user} lasted under {SHORT_CALL_S:g} s",
                                  same[0].answer_frame, same[0].answer_ts))
-        detail += f", one of {len(same)} such calls from this caller: the pattern analytics flag as robocalling"
+        detail += (f", one of {len(same)} such calls from this caller (most of its answered calls): the pattern "
+                   "analytics flag as robocalling")
     else:
         detail += ": alone, harmless; many of them look like robocalling, or audio that did not work"
     return Attributed("short_call", for_finding("short_call"), detail, 0.6 if pattern else 0.3, evidence,
