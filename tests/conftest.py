@@ -77,3 +77,19 @@ def settle_capture(capture: Path, timeout: float = 10.0) -> None:
         elif time.monotonic() - stable_since > 0.5:
             return
         time.sleep(0.05)
+
+
+def start_loopback_capture(capture: Path, bpf: str, log: Path) -> subprocess.Popen:
+    """tcpdump recording `bpf` on lo into `capture`, returned once it listens (skips where lo cannot be
+    captured). Stop it with SIGINT to its process group, then settle_capture()."""
+    with log.open("w") as err:
+        tcpdump = subprocess.Popen(
+            ["timeout", "120", "tcpdump", "-n", "-i", "lo", "--immediate-mode", "-U", "-w", str(capture), bpf],
+            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+        )
+    deadline = time.monotonic() + 10
+    while "listening on" not in log.read_text():
+        if tcpdump.poll() is not None or time.monotonic() > deadline:
+            pytest.skip(f"tcpdump cannot capture on lo here: {log.read_text()}")
+        time.sleep(0.02)
+    return tcpdump

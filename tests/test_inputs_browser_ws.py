@@ -19,12 +19,11 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import zlib
 from pathlib import Path
 
 import pytest
-from conftest import settle_capture
+from conftest import settle_capture, start_loopback_capture
 from crafted import Dialog, tshark_available, tshark_sip_stat
 
 from sipwatch.model import Outcome
@@ -172,17 +171,9 @@ def record_browser_call(folder: Path, deflate: bool, invite_body_size: int) -> t
                                        "ack": dialog.ack().decode(), "bye": dialog.bye().decode()}))
     capture = folder / "browser-ws.pcap"
     log = folder / "tcpdump.log"
-    with log.open("w") as err:
-        tcpdump = subprocess.Popen(
-            ["timeout", "120", "tcpdump", "-n", "-i", "lo", "--immediate-mode", "-U", "-w", str(capture),
-             f"tcp port {callee.port}"], stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    tcpdump = start_loopback_capture(capture, f"tcp port {callee.port}", log)
     browser = None
     try:
-        deadline = time.monotonic() + 10
-        while "listening on" not in log.read_text():
-            if tcpdump.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"tcpdump cannot capture on lo here: {log.read_text()}")
-            time.sleep(0.02)
         callee.thread.start()
         browser = subprocess.Popen(
             ["timeout", "90", chromium, *CHROMIUM_FLAGS, f"--user-data-dir={folder / 'profile'}", page.as_uri()],

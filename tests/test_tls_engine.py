@@ -19,11 +19,10 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from conftest import settle_capture
+from conftest import settle_capture, start_loopback_capture
 from crafted import Dialog, tshark_available, tshark_sip_stat
 
 from sipwatch.model import Outcome
@@ -90,17 +89,8 @@ def run_tls_calls(folder: Path, calls: list[tuple[Dialog, list]]) -> tuple[Path,
     capture = folder / "sip-tls.pcap"
     port = _free_port()
     log = folder / "tcpdump.log"
-    with log.open("w") as err:
-        tcpdump = subprocess.Popen(
-            ["timeout", "120", "tcpdump", "-n", "-i", "lo", "--immediate-mode", "-U", "-w", str(capture), f"tcp port {port}"],
-            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
-        )
+    tcpdump = start_loopback_capture(capture, f"tcp port {port}", log)
     try:
-        deadline = time.monotonic() + 10
-        while "listening on" not in log.read_text():
-            if tcpdump.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"tcpdump cannot capture on lo here: {log.read_text()}")
-            time.sleep(0.02)
         _converse(port, cert, key, keylog, calls)
         settle_capture(capture)
     finally:

@@ -323,6 +323,7 @@ class PcapStreamSource:
         self.fd = fd
         self.name = name
         self._stopping = False
+        self._eof = False  # the writer closed the pipe
         self._buffer = bytearray()
         self._offset = 0  # of _buffer[0] in the stream
         self._received = 0
@@ -366,25 +367,29 @@ class PcapStreamSource:
             if not events:
                 yield None
                 continue
-            chunk = os.read(self.fd, 1 << 20)
-            if not chunk:
-                break
-            self._buffer += chunk
-            block = self._records()
+            block = self._read()
             if block is not None:
                 yield block
+            if self._eof:
+                break
         if self._stopping and not self.problems:  # what the pipe holds was captured: read it (until quiet)
-            while poll.poll(timeout * 1000):
-                chunk = os.read(self.fd, 1 << 20)
-                if not chunk:
-                    break
-                self._buffer += chunk
-                block = self._records()
+            while not self._eof and poll.poll(timeout * 1000):
+                block = self._read()
                 if block is not None:
                     yield block
         if self._buffer and not self.problems:
             self.problems.append(Problem("truncated_capture", f"stream ends inside a record ({len(self._buffer)} "
                                          "bytes)", self._received + 1, self._offset, Severity.ERROR))
+
+    def _read(self) -> FrameBlock | None:
+        """What the pipe holds now, as a block of whole records (None: no whole record yet); `_eof` once the
+        writer has closed it."""
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            self._eof = True
+            return None
+        self._buffer += chunk
+        return self._records()
 
     def _records(self) -> FrameBlock | None:
         buf = self._buffer
