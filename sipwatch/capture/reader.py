@@ -2,7 +2,7 @@
 
 scapy's raw reader parses every pcapng block. Classic pcap, the bulk of most support captures, has a 24-byte
 file header read here (importing scapy would cost more than reading most files) and records read in 4 MiB
-blocks with one precompiled `struct`
+chunks (sipwatch.capture.scan) with one precompiled `struct`
 per record: scapy's per-record `_read_packet` costs 2.6 µs here against 0.5 µs for the block loop
 (measured on the benchmark load capture, docs/benchmarks.md), and reading is a third of an analysis.
 
@@ -13,6 +13,7 @@ never dissected here.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
@@ -26,6 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from sipwatch.capture.scan import CHILD_MIN_BYTES, MAX_SANE_CAPLEN, ChildScan, record_chunks, scanner
 from sipwatch.model import CaptureError, CaptureNotFound, Problem, Severity
 
 # scapy reports damaged records through its logger; we report them ourselves, with offsets.
@@ -36,13 +38,9 @@ _PCAP_MAGICS = {b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _PCAP_FILE_HEADER = 24
 _PCAP_RECORD_HEADER = 16
-# No link layer frames are this large (Linux's maximum snap length is 262144): a record claiming more is
-# corruption, not a frame.
-MAX_SANE_CAPLEN = 262144
 # pcapng blocks also carry options, name tables, key logs: far more room than a frame, but a block claiming
 # gigabytes is corruption too, and scapy would read that much into memory before finding out.
 MAX_SANE_BLOCK = 64 << 20
-_BLOCK = 4 << 20
 _SPAN12 = np.arange(12)
 
 
@@ -176,75 +174,55 @@ class CaptureFile:
 
     def _pcap_blocks(self) -> Iterator[FrameBlock]:
         reader = self._reader
-        read = self._stream.read
         linktype = reader.linktype
         self.linktypes.add(linktype)
         divisor = 1e9 if reader.nano else 1e6
-        unpack = Struct(reader.endian + "IIII").unpack_from
-        caplen_at = Struct(reader.endian + "I").unpack_from
         header = np.dtype([("sec", reader.endian + "u4"), ("frac", reader.endian + "u4"), ("caplen", reader.endian + "u4")])
         frame = 0
-        offset = _PCAP_FILE_HEADER  # of buf[0] in the file
-        buf = b""
-        pos = 0
         first = ts = None
-        eof = False
-        while not eof:
-            chunk = read(_BLOCK)
-            eof = not chunk
-            if pos:
-                offset += pos
-                buf = buf[pos:] + chunk
-                pos = 0
-            elif chunk:
-                buf += chunk
-            end_of_data = len(buf)
-            offsets = array("q")
-            append = offsets.append
-            block_first = frame + 1
-            corrupt = False
-            # the one sequential part: each record's length says where the next begins (data starts 16 bytes
-            # after its record header; `pos` runs over data starts)
-            pos += 16
-            while pos <= end_of_data:
-                caplen = caplen_at(buf, pos - 8)[0]
-                if caplen > MAX_SANE_CAPLEN:
+        with self._record_scan(reader.endian) as scan:
+            for buf, base, offsets, pos, bad in record_chunks(self._stream.read, scan):
+                offset = _PCAP_FILE_HEADER + base  # of buf[0] in the file
+                if bad is not None:
                     self._problem(
-                        "corrupt_record",
-                        f"record claims {caplen} bytes; the capture is corrupt from here on",
-                        frame + len(offsets) + 1, offset + pos - 16, Severity.ERROR,
+                        "corrupt_record", f"record claims {bad} bytes; the capture is corrupt from here on",
+                        frame + len(offsets) + 1, offset + pos, Severity.ERROR,
                     )
-                    corrupt = True
-                    break
-                stop = pos + caplen
-                if stop > end_of_data:
-                    break  # the rest of this record is in the next block
-                append(pos)
-                pos = stop + 16
-            pos -= 16
-            if offsets:
-                starts = np.frombuffer(offsets, dtype=np.int64)
-                view = np.frombuffer(buf, dtype=np.uint8)
-                fields = np.ascontiguousarray(view[(starts - 16)[:, None] + _SPAN12]).view(header).ravel()
-                times = array("d", (fields["sec"] + fields["frac"] / divisor).tobytes())
-                lengths = array("q", fields["caplen"].astype(np.int64).tobytes())
-                frame += len(offsets)
-                ts = times[-1]
-                if first is None:
-                    first = times[0]
-                yield FrameBlock(buf, block_first, offsets, lengths, times, _Repeat(linktype))
-            if corrupt:
-                self._finish(frame, first, ts, offset + pos)
-                return
+                if offsets:
+                    block_first = frame + 1
+                    starts = np.frombuffer(offsets, dtype=np.int64)
+                    view = np.frombuffer(buf, dtype=np.uint8)
+                    fields = np.ascontiguousarray(view[(starts - 16)[:, None] + _SPAN12]).view(header).ravel()
+                    times = array("d", (fields["sec"] + fields["frac"] / divisor).tobytes())
+                    lengths = array("q", fields["caplen"].astype(np.int64).tobytes())
+                    frame += len(offsets)
+                    ts = times[-1]
+                    if first is None:
+                        first = times[0]
+                    yield FrameBlock(buf, block_first, offsets, lengths, times, _Repeat(linktype))
+                if bad is not None:
+                    self._finish(frame, first, ts, offset + pos)
+                    return
         remaining = len(buf) - pos
         if remaining:
             if remaining >= 16:
-                caplen = unpack(buf, pos)[2]
+                caplen = Struct(reader.endian + "I").unpack_from(buf, pos + 8)[0]
                 message = f"capture ends inside frame {frame + 1}: {remaining - 16} of {caplen} bytes present"
             else:
                 message = f"capture ends inside a record header after frame {frame} ({remaining} stray bytes)"
             self._problem("truncated_capture", message, frame + 1, offset + pos, Severity.ERROR)
         self._finish(frame, first, ts, offset + len(buf))
+
+    def _record_scan(self, endian: str):
+        """Where the records start: found by a child process for a large pcap file on disk (the parent analyzes
+        meanwhile), else here."""
+        stream = self._stream
+        if self._raw is None and self.size is not None and self.size >= CHILD_MIN_BYTES and hasattr(stream, "fileno"):
+            try:
+                return ChildScan(stream.name, stream.tell(), endian)
+            except (OSError, ValueError, AttributeError):
+                pass
+        return contextlib.nullcontext(scanner(endian))
 
     def _pcapng_blocks(self) -> Iterator[FrameBlock]:
         """pcapng blocks are parsed by scapy one by one; their frames are grouped here into FrameBlocks."""
