@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from sipwatch.capture.decode import LINKTYPE_NAMES, FrameDecoder
 from sipwatch.capture.reader import CaptureFile, FrameBlock, open_capture
 from sipwatch.core.analyzer import Analyzer, AnalyzerConfig
-from sipwatch.core.calls import Call
-from sipwatch.core.findings import capture_loss
+from sipwatch.core.findings import capture_loss, capture_loss_streams, requalify
 from sipwatch.core.result import Analysis, CaptureInfo, FileInfo
 from sipwatch.model import CaptureError, CaptureNotFound, Datagram, ProblemLog, Severity, UnsupportedLinkType
+from sipwatch.spill import DecidedCalls
 
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
 
@@ -128,7 +128,7 @@ def _analyze(captures, config: AnalyzerConfig | None, progress: Progress | None,
     problems = ProblemLog()
     analyzer = Analyzer(config, problems)
     decoder = FrameDecoder(problems, rtp_lane=analyzer.media.lane, rtp_block_lane=analyzer.media.lane_block)
-    calls: list[Call] = []
+    calls = DecidedCalls()
     files: list[FileInfo] = []
     done = 0  # bytes of the files already read, for progress
     for capture in captures:
@@ -147,14 +147,14 @@ def _analyze(captures, config: AnalyzerConfig | None, progress: Progress | None,
             problems.add(dataclasses.replace(problem, frame=frame, message=message))
     decoder.close()
     calls.extend(event.call for event in analyzer.close())
-    calls.sort(key=lambda c: (c.start, c.call_id))
+    calls.finish(analyzer.config.media)
     if progress is not None:
         progress(done, total)
     return _result(files, analyzer, decoder, problems, calls)
 
 
 def _read(capture: CaptureFile, base: int, analyzer: Analyzer, decoder: FrameDecoder, problems: ProblemLog,
-          calls: list[Call], progress: Progress | None, done: int, total: int) -> None:
+          calls: DecidedCalls, progress: Progress | None, done: int, total: int) -> None:
     """Every frame of one capture into the core; frame numbers shifted by `base` (files read before)."""
     for block in capture.blocks():
         if base:
@@ -207,7 +207,7 @@ def feed_block(block: FrameBlock, decoder: FrameDecoder, analyzer: Analyzer, pro
 
 
 def _result(files: list[FileInfo], analyzer: Analyzer, decoder: FrameDecoder, problems: ProblemLog,
-             calls: list[Call]) -> Analysis:
+             calls: DecidedCalls) -> Analysis:
     linktypes = sorted({lt for f in files for lt in f.linktypes})
     if linktypes and all(not decoder.supports(lt) for lt in linktypes):
         names = ", ".join(f"{lt} ({LINKTYPE_NAMES.get(lt, 'unknown')})" for lt in linktypes)
@@ -228,5 +228,15 @@ def _result(files: list[FileInfo], analyzer: Analyzer, decoder: FrameDecoder, pr
         reassembled_fragments=decoder.fragments.reassembled,
     )
     unattached = analyzer.unattached_streams()
-    findings = capture_loss(calls, unattached, analyzer.config.media)
+    limits = analyzer.config.media
+    if not calls.spilled:
+        kept = calls.kept()
+        return Analysis(info, analyzer.stats, kept, problems, analyzer.config, unattached,
+                        capture_loss(kept, unattached, limits))
+    # calls on disk: capture loss is found over their summaries; each learns its share when read back
+    summaries = calls.summaries
+    findings = capture_loss_streams([s for c in summaries for s in c.streams] + unattached, limits)
+    if findings:
+        for call in calls.kept():
+            requalify(call, limits)
     return Analysis(info, analyzer.stats, calls, problems, analyzer.config, unattached, findings)

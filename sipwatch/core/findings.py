@@ -291,10 +291,18 @@ def capture_loss(calls: list[Call], unattached: list[RtpStream], limits: MediaTh
     returned, each stream's `capture_lost` counts its share, and the calls' `poor_quality` findings are
     decided again on the network loss that remains.
     """
-    streams = [s for c in calls for s in c.streams] + list(unattached)
+    findings = capture_loss_streams([s for c in calls for s in c.streams] + list(unattached), limits)
+    if findings:
+        for call in calls:
+            requalify(call, limits)
+    return findings
+
+
+def capture_loss_streams(streams: list, limits: MediaThresholds) -> list[Finding]:
+    """`capture_loss` over streams alone (or summaries of them: `stats.gap_arrivals`, `stats.packets`,
+    `stats.first`, `stats.last` and `capture_lost` are all it reads); sets each stream's `capture_lost`."""
     events = sorted((t, missing, i) for i, s in enumerate(streams) for t, missing in s.stats.gap_arrivals)
     findings: list[Finding] = []
-    touched: set[int] = set()
     i = 0
     while i < len(events):
         start = events[i][0]
@@ -308,7 +316,6 @@ def capture_loss(calls: list[Call], unattached: list[RtpStream], limits: MediaTh
             for k in range(i, j):
                 streams[events[k][2]].capture_lost += events[k][1]
                 missing += events[k][1]
-            touched |= hit
             findings.append(Finding(
                 "capture_loss",
                 f"{len(hit)} of {active} RTP streams lost packets within {limits.capture_loss_window_s * 1000:.0f} ms"
@@ -319,9 +326,12 @@ def capture_loss(calls: list[Call], unattached: list[RtpStream], limits: MediaTh
             i = j
         else:
             i += 1
-    if touched:
-        for call in calls:
-            if any(s.capture_lost for s in call.streams):
-                call.findings = [f for f in call.findings if f.kind != "poor_quality"]
-                call.findings.extend(_quality(call, call.streams, limits, 0.0))
     return findings
+
+
+def requalify(call: Call, limits: MediaThresholds) -> None:
+    """A call some of whose lost packets the capture dropped: its `poor_quality` findings decided again on the
+    network loss that remains (it may have none left). Idempotent."""
+    if any(s.capture_lost for s in call.streams):
+        call.findings = [f for f in call.findings if f.kind != "poor_quality"]
+        call.findings.extend(_quality(call, call.streams, limits, 0.0))

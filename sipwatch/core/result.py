@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sipwatch.core.analyzer import AnalyzerConfig, SipStats
@@ -43,11 +44,17 @@ class CaptureInfo:
 class Analysis:
     capture: CaptureInfo
     stats: SipStats
-    calls: list[Call]
+    calls: Sequence[Call]  # a list; for a large capture, a sequence reading calls back from disk (sipwatch.spill)
     problems: ProblemLog
     config: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     unattached_streams: list[RtpStream] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # about the capture as a whole (capture loss)
+
+    @property
+    def summaries(self) -> Sequence[Call]:
+        """The calls for capture-wide figures (KPIs, capacity windows, patterns across calls): the calls
+        themselves, or, when they are kept on disk, summaries without their messages, SDP and findings."""
+        return getattr(self.calls, "summaries", self.calls)
 
     @property
     def damaged(self) -> bool:

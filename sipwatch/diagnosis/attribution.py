@@ -16,6 +16,7 @@ import functools
 import ipaddress
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sipwatch.core.calls import Call
@@ -70,10 +71,24 @@ class Diagnosis:
 
 def diagnose(calls: list[Call]) -> dict[int, Diagnosis]:
     """A diagnosis for every call, by call number (a Call-ID can be reused by a later call)."""
-    advanced = _route_advances(calls)
-    bursts = _bursts(calls, advanced)
-    short = _short_calls_by_caller(calls)
-    return {call.number: _diagnose(call, advanced.get(call.number), bursts.get(call.number), short) for call in calls}
+    diagnoser = Diagnoser(calls)
+    return {call.number: diagnoser(call) for call in calls}
+
+
+class Diagnoser:
+    """Diagnoses calls one at a time, knowing the capture's other calls: route advances, rejection bursts and
+    short-call patterns are found over `calls` first (summaries will do: only times, statuses, numbers and
+    users are read), then each call given is diagnosed whole."""
+
+    def __init__(self, calls: Iterable[Call]) -> None:
+        calls = list(calls)
+        self._advanced = _route_advances(calls)
+        self._bursts = _bursts(calls, self._advanced)
+        self._short = _short_calls_by_caller(calls)
+
+    def __call__(self, call: Call) -> Diagnosis:
+        number = call.number
+        return _diagnose(call, self._advanced.get(number), self._bursts.get(number), self._short)
 
 
 def attribute(finding: Finding) -> Attributed:

@@ -5,15 +5,24 @@ Every output format starts here, so a field has one name and one meaning everywh
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from sipwatch.core.calls import Call, MessageRecord
 from sipwatch.core.kpi import compute_kpis
 from sipwatch.core.media import RtpStream
 from sipwatch.core.result import Analysis
-from sipwatch.diagnosis.attribution import Attributed, Diagnosis, attribute, diagnose, diagnose_capture
+from sipwatch.diagnosis.attribution import (
+    Attributed,
+    Diagnoser,
+    Diagnosis,
+    attribute,
+    diagnose,
+    diagnose_capture,
+)
 from sipwatch.media.mos import estimate_mos
 from sipwatch.media.rtpstats import clock_rate_for
 from sipwatch.model import hostport
@@ -203,13 +212,19 @@ def finding_to_dict(finding: Attributed) -> dict:
     }
 
 
-def summary(analysis: Analysis, diagnoses: dict[int, Diagnosis] | None = None,
+def summary(analysis: Analysis, diagnoses: Iterable[Diagnosis] | None = None,
             capture_findings: list[Attributed] | None = None) -> dict:
-    calls = analysis.calls
+    calls = analysis.summaries
     if diagnoses is None:
-        diagnoses = diagnose(calls)
+        diagnoses = diagnose(analysis.calls).values()
     if capture_findings is None:
         capture_findings = _capture_findings(analysis)
+    kinds: Counter = Counter(f.kind for f in capture_findings)
+    causes: Counter = Counter()
+    for diagnosis in diagnoses:
+        kinds.update(f.kind for f in diagnosis.findings)
+        if diagnosis.cause:
+            causes[str(diagnosis.cause)] += 1
     stats = analysis.stats
     outcomes = Counter(str(c.outcome) for c in calls)
     final = Counter(c.final_status for c in calls if c.final_status is not None)
@@ -229,25 +244,30 @@ def summary(analysis: Analysis, diagnoses: dict[int, Diagnosis] | None = None,
         "parse_errors": stats.parse_errors,
         "truncated_messages": stats.truncated,
         "rtp_streams": sum(len(c.streams) for c in calls) + len(analysis.unattached_streams),
-        "findings": dict(
-            Counter([f.kind for d in diagnoses.values() for f in d.findings] + [f.kind for f in capture_findings])
-            .most_common()
-        ),
-        "causes": dict(Counter(str(d.cause) for d in diagnoses.values() if d.cause).most_common()),
+        "findings": dict(kinds.most_common()),
+        "causes": dict(causes.most_common()),
         "kpi": compute_kpis(calls),
     }
 
 
 def _capture_findings(analysis: Analysis) -> list[Attributed]:
     """Findings about the capture as a whole: capture loss (core), capacity windows (diagnosis)."""
-    return [attribute(f) for f in analysis.findings] + diagnose_capture(analysis.calls)
+    return [attribute(f) for f in analysis.findings] + diagnose_capture(analysis.summaries)
 
 
 def analysis_to_dict(analysis: Analysis) -> dict:
+    """The report data. Its "calls" is a list; for calls kept on disk (a large capture, sipwatch.spill) it is
+    a `CallRows`, which builds each row as it is iterated, and `write_json` streams it."""
     cap = analysis.capture
     problems = analysis.problems
-    diagnoses = diagnose(analysis.calls)
+    diagnoser = Diagnoser(analysis.summaries)
     capture_findings = _capture_findings(analysis)
+    if isinstance(analysis.calls, list):
+        diagnoses = [diagnoser(c) for c in analysis.calls]
+        calls: list | CallRows = [call_to_dict(c, d) for c, d in zip(analysis.calls, diagnoses, strict=True)]
+    else:  # one pass for the summary's counts, then rows built whenever the report goes through them
+        diagnoses = (diagnoser(c) for c in analysis.calls)
+        calls = CallRows(analysis.calls, lambda call: call_to_dict(call, diagnoser(call)))
     return {
         "schema": SCHEMA_VERSION,
         "capture": {
@@ -266,7 +286,7 @@ def analysis_to_dict(analysis: Analysis) -> dict:
             ],
         },
         "summary": summary(analysis, diagnoses, capture_findings),
-        "calls": [call_to_dict(c, diagnoses[c.number]) for c in analysis.calls],
+        "calls": calls,
         "unattached_streams": [stream_to_dict(s) for s in analysis.unattached_streams],
         "findings": [finding_to_dict(f) for f in capture_findings],
         "problems": [p.to_dict() for p in problems.kept],
@@ -283,3 +303,48 @@ def stream_rows(data: dict) -> list[dict]:
     rows = [s for c in data["calls"] for s in c["streams"]] + list(data["unattached_streams"])
     rows.sort(key=lambda r: (r["first"] or "", r["src"]))
     return rows
+
+
+class CallRows:
+    """The report rows of calls kept on disk, built one at a time each time they are iterated: what a
+    reader of report data does with a list (iterate, len, truth) without holding every row."""
+
+    def __init__(self, calls: Sequence[Call], row: Callable[[Call], dict]) -> None:
+        self._calls = calls
+        self._row = row
+
+    def __iter__(self) -> Iterator[dict]:
+        row = self._row
+        for call in self._calls:
+            yield row(call)
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def map(self, change: Callable[[dict], dict]) -> CallRows:
+        """The same rows, each passed through `change` (redaction)."""
+        row = self._row
+        return CallRows(self._calls, lambda call: change(row(call)))
+
+
+def write_json(data: dict, out, indent: int | None = None) -> None:
+    """The report data as JSON on `out` (a text file), exactly `json.dumps(data, indent=indent)`: written
+    at once when every value is in memory, row by row when calls are `CallRows`."""
+    if indent is not None or not any(isinstance(v, CallRows) for v in data.values()):
+        out.write(json.dumps(_listed(data), indent=indent))
+        return
+    out.write("{")
+    for i, (key, value) in enumerate(data.items()):
+        out.write(f"{', ' if i else ''}{json.dumps(key)}: ")
+        if isinstance(value, CallRows):
+            out.write("[")
+            for j, row in enumerate(value):
+                out.write(f"{', ' if j else ''}{json.dumps(row)}")
+            out.write("]")
+        else:
+            out.write(json.dumps(value))
+    out.write("}")
+
+
+def _listed(data: dict) -> dict:
+    return {k: list(v) if isinstance(v, CallRows) else v for k, v in data.items()}

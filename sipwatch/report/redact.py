@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from sipwatch.report.data import CallRows
+
 _IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)")
 _IPV6_CANDIDATE = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?![\w:])")
 _SIP_USER = re.compile(r"(?i)\b(sips?:)([^@;>\s,\"<:]+)(?=@)")
@@ -103,6 +105,8 @@ class Redactor:
             return {k: self.data(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [self.data(v, key) for v in value]
+        if isinstance(value, CallRows):  # rows built as they are read: redacted as they are read
+            return value.map(lambda row: self.data(row, key))
         return value
 
 

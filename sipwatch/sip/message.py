@@ -7,6 +7,7 @@ message; the caller records it as a parse problem with the frame number and carr
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -528,6 +529,7 @@ def _scalar(found: list[str], headers: dict[str, list[str]], name: str, limit: i
         found.append(f"{name.title()} {digits[:24]} exceeds {limit}")
 
 
+@functools.lru_cache(maxsize=4096)  # a dialog's messages repeat its From, To and Contact values
 def _address_anomaly(value: str) -> str | None:
     """Why a From/To/Contact value breaks RFC 3261 §20.10's name-addr / addr-spec grammar, or None."""
     lt = value.find("<")

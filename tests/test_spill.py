@@ -1,0 +1,106 @@
+"""Calls kept on disk (sipwatch.spill) make the same report as calls kept in memory, byte for byte.
+
+A large capture keeps only its first KEEP decided calls whole in memory; later ones are pickled to a
+temporary file and read back by the report. Here KEEP is set to 2 so that SIPp captures spill, and every
+output is compared with the all-in-memory analysis of the same captures.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CAPTURES
+
+import sipwatch.spill as spill
+from sipwatch.pipeline import analyze_files
+from sipwatch.report.data import CallRows, analysis_to_dict, write_json
+from sipwatch.report.markdown import render_markdown
+from sipwatch.report.redact import redact
+from sipwatch.report.tables import tables
+
+# answered calls with media, NAT, a missing ACK, capacity burst, route advance, short calls, STIR/SHAKEN
+MIX = ["capacity_burst", "missing_ack", "one_way_audio", "identity_c_608", "answered_rtp", "short_call",
+       "route_advance_503", "nat_private_sdp", "shared_media_port", "rtp_timeout", "busy_486"]
+
+
+def analyzed(paths: list[Path], keep: int, monkeypatch):
+    monkeypatch.setattr(spill, "KEEP", keep)
+    return analyze_files([str(p) for p in paths])
+
+
+def as_json(data: dict) -> str:
+    out = io.StringIO()
+    write_json(data, out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def cut_capture(tmp_path_factory) -> Path:
+    """shared_media_port.pcap (6 concurrent SIPp calls, 12 streams) with 41 frames cut out in the middle:
+    every stream loses packets at the same instant, which is capture loss, not network loss."""
+    path = tmp_path_factory.mktemp("spill") / "cut.pcap"
+    subprocess.run(["editcap", str(CAPTURES / "shared_media_port.pcap"), str(path), "600-640"], check=True)
+    return path
+
+
+def test_spilled_calls_give_the_same_report(monkeypatch) -> None:
+    paths = [CAPTURES / f"{name}.pcap" for name in MIX]
+    whole = analyzed(paths, 10**9, monkeypatch)
+    spilled = analyzed(paths, 2, monkeypatch)
+    assert isinstance(whole.calls, list) and not isinstance(spilled.calls, list)
+    assert len(spilled.calls.kept()) == 2 and len(spilled.calls) == len(whole.calls) > 20
+    # summaries carry no messages or SDP: that is where the memory goes
+    light = [c for c in spilled.summaries if c not in spilled.calls.kept()]
+    assert light and all(not c.records and not c.sdp and not c.findings for c in light)
+    a, b = analysis_to_dict(whole), analysis_to_dict(spilled)
+    assert isinstance(b["calls"], CallRows)
+    assert as_json(b) == as_json(a) == json.dumps(a)
+    assert render_markdown(b) == render_markdown(a)
+    for name, table in tables(b).items():
+        assert table.equals(tables(a)[name]), name
+    causes = a["summary"]["causes"]
+    assert causes.get("capacity") and causes.get("nat_alg") and causes.get("user")  # the mix is diagnosed
+
+
+def test_capture_loss_reaches_spilled_calls(cut_capture: Path, monkeypatch) -> None:
+    whole = analysis_to_dict(analyzed([cut_capture], 10**9, monkeypatch))
+    spilled = analysis_to_dict(analyzed([cut_capture], 1, monkeypatch))
+    (finding,) = [f for f in whole["findings"] if f["kind"] == "capture_loss"]
+    assert finding["data"]["streams"] == 12
+    lost = [s["capture_lost"] for c in spilled["calls"] for s in c["streams"]]
+    assert sum(lost) == finding["data"]["missing_packets"] and sum(1 for n in lost if n) == 12
+    assert as_json(spilled) == as_json(whole)
+
+
+def test_redaction_covers_rows_read_back(monkeypatch) -> None:
+    paths = [CAPTURES / f"{name}.pcap" for name in MIX]
+    data = analysis_to_dict(analyzed(paths, 2, monkeypatch))
+    users = {c[k] for c in data["calls"] for k in ("from_user", "to_user") if c[k]}
+    assert users
+    text = as_json(redact(data))
+    rows = json.loads(text)["calls"]
+    assert len(rows) == len(data["calls"])
+    assert not [u for u in users if f'"{u}"' in text or f"sip:{u}@" in text]
+    assert {r["from_user"] for r in rows} <= {f"user-{n}" for n in range(1, 1000)}
+
+
+def test_cli_writes_the_same_json_file_from_spilled_calls(tmp_path: Path, monkeypatch) -> None:
+    """`sipwatch analyze -o x.json` streams the rows of spilled calls into the file."""
+    from typer.testing import CliRunner
+
+    from sipwatch.cli import app
+
+    paths = [str(CAPTURES / f"{name}.pcap") for name in MIX]
+    written = {}
+    for keep in (10**9, 2):
+        monkeypatch.setattr(spill, "KEEP", keep)
+        out = tmp_path / f"keep{keep}.json"
+        result = CliRunner().invoke(app, ["analyze", *paths, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        written[keep] = out.read_bytes()
+    assert written[2] == written[10**9]
+    assert len(json.loads(written[2])["calls"]) > 20
