@@ -471,12 +471,18 @@ class Analyzer:
                 events.append(self._retire(call, now))
         expiry = now >= self._next_expiry
         # transactions leave once over (a branch seen again later is a new transaction, not a retransmission):
-        # every 10 s of capture time, and at each sweep while there are many
+        # all of them every 10 s of capture time; while there are many, at each sweep, the oldest first up to
+        # the first one still running (the table is in order of arrival, so that is nearly all that are over)
         if expiry or len(self._transactions) > 1024:
-            for key, tx in list(self._transactions.items()):
-                if now - tx.first_ts > config.transaction_timeout + config.linger:
-                    self._count_transaction(tx, now)
-                    del self._transactions[key]
+            over = config.transaction_timeout + config.linger
+            done = []
+            for key, tx in self._transactions.items():
+                if now - tx.first_ts > over:
+                    done.append(key)
+                elif not expiry:
+                    break
+            for key in done:
+                self._count_transaction(self._transactions.pop(key), now)
         if expiry:
             self._next_expiry = now + 10 * config.sweep_interval
             self._expire(now)
