@@ -41,7 +41,7 @@ def packets(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5, help="runs of each tool (alternated)")
+    parser.add_argument("--runs", type=int, default=9, help="runs of each tool (alternated; this shared machine is noisy)")
     parser.add_argument("--capture", type=Path, default=LOAD)
     parser.add_argument("--scale", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure peak RSS on 200 MB and 2 GB captures made from the load capture")

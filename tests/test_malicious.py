@@ -362,3 +362,22 @@ def test_a_short_body_is_reported_on_message_transports_too() -> None:
     analyzer.feed(Datagram(1, 1.0, "10.0.0.1", 5060, "10.0.0.2", 5060, Transport.WS,
                            invite("ws1", content_length=b"100", body=b"v=0\r\n")))
     assert any("Content-Length 100" in m for m in messages_of(analyzer.problems, "content_length"))
+
+
+def test_long_header_values_are_parsed_but_not_remembered() -> None:
+    """From, To, Contact and Via values are remembered (a dialog repeats them), but only short ones: a
+    capture of distinct megabyte-long values must not fill memory through the cache."""
+    from sipwatch.sip import message
+
+    before = message._name_addr.cache_info().currsize
+    long_user = "a" * 100_000
+    data = (invite(call_id="long-from", extra=f"Contact: <sip:{long_user}@h>\r\n".encode())
+            .replace(b"From: <sip:alice@", f"From: <sip:{long_user}@".encode())
+            .replace(b"To: <sip:bob@", b"To: <sip:bob-of-the-long-from-test@"))
+    msg = SipMessage.parse(data)
+    assert msg.from_.user == long_user and msg.contacts[0].user == long_user
+    assert message._name_addr.cache_info().currsize == before + 1  # the ordinary To only
+    SipMessage.parse(invite(call_id="short"))
+    hits = message._name_addr.cache_info().hits
+    SipMessage.parse(invite(call_id="short-again"))
+    assert message._name_addr.cache_info().hits > hits

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 from sipwatch.sip.sdp import SessionDescription
 from sipwatch.sip.text import head_end, to_int
+
+T = TypeVar("T")
 
 # RFC 3261 §7.3.3 and later RFCs' compact header names
 COMPACT_HEADERS = {
@@ -203,6 +207,23 @@ class NameAddr:
         return cls(display, SipUri.parse(uri), params)
 
 
+def _cached(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse` remembering its last 4096 results for values of ordinary length (a dialog's messages repeat its
+    From, To and Contact, a transaction's responses its Via): a hostile capture's megabyte-long values are
+    parsed each time rather than kept. The results must be immutable; exceptions are never cached."""
+    remembered = functools.lru_cache(maxsize=4096)(parse)
+
+    def parse_value(value: str) -> T:
+        return remembered(value) if len(value) <= _CACHED_LENGTH else parse(value)
+
+    parse_value.cache_info = remembered.cache_info  # type: ignore[attr-defined]
+    return parse_value
+
+
+_CACHED_LENGTH = 512
+_name_addr = _cached(NameAddr.parse)
+
+
 @dataclass(frozen=True, slots=True)
 class Via:
     """One Via hop (RFC 3261 §20.42, with RFC 3581 rport)."""
@@ -240,6 +261,9 @@ class Via:
         hostport, _, params_text = match.group(4).strip().partition(";")
         host, port = _split_hostport(hostport.split("(")[0])
         return cls(match.group(3).upper(), host, port, parse_params(";" + params_text) if params_text else {})
+
+
+_via = _cached(Via.parse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,15 +328,15 @@ class SipMessage:
 
     @cached_property
     def from_(self) -> NameAddr:
-        return NameAddr.parse(self.header("from") or "")
+        return _name_addr(self.header("from") or "")
 
     @cached_property
     def to(self) -> NameAddr:
-        return NameAddr.parse(self.header("to") or "")
+        return _name_addr(self.header("to") or "")
 
     @cached_property
     def vias(self) -> list[Via]:
-        return [Via.parse(v) for v in self.header_values("via")]
+        return [_via(v) for v in self.header_values("via")]
 
     @property
     def top_via(self) -> Via | None:
@@ -324,7 +348,7 @@ class SipMessage:
         out = []
         for value in self.header_values("contact"):
             if value != "*":
-                out.append(NameAddr.parse(value))
+                out.append(_name_addr(value))
         return out
 
     @cached_property
@@ -529,8 +553,7 @@ def _scalar(found: list[str], headers: dict[str, list[str]], name: str, limit: i
         found.append(f"{name.title()} {digits[:24]} exceeds {limit}")
 
 
-@functools.lru_cache(maxsize=4096)  # a dialog's messages repeat its From, To and Contact values
-def _address_anomaly(value: str) -> str | None:
+def _address_problem(value: str) -> str | None:
     """Why a From/To/Contact value breaks RFC 3261 §20.10's name-addr / addr-spec grammar, or None."""
     lt = value.find("<")
     if lt < 0:
@@ -546,6 +569,9 @@ def _address_anomaly(value: str) -> str | None:
     if gt > lt and (value[lt + 1 : lt + 2].isspace() or value[gt - 1 : gt].isspace()):
         return "spaces inside <> around the URI (RFC 4475 §3.1.2.14)"
     return None
+
+
+_address_anomaly = _cached(_address_problem)
 
 
 def _sdp_part(body: bytes) -> bytes | None:
