@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from struct import Struct
 from typing import BinaryIO
 
-import numpy as np
-
-from sipwatch.capture.scan import CHILD_MIN_BYTES, MAX_SANE_CAPLEN, ChildScan, record_chunks, scanner
+from sipwatch.capture.scan import CHILD_MIN_BYTES, MAX_SANE_CAPLEN, ChildScan, Chunk, record_chunks
 from sipwatch.model import CaptureError, CaptureNotFound, Problem, Severity
 
 # scapy reports damaged records through its logger; we report them ourselves, with offsets.
@@ -41,7 +39,6 @@ _PCAP_RECORD_HEADER = 16
 # pcapng blocks also carry options, name tables, key logs: far more room than a frame, but a block claiming
 # gigabytes is corruption too, and scapy would read that much into memory before finding out.
 MAX_SANE_BLOCK = 64 << 20
-_SPAN12 = np.arange(12)
 
 
 class _CountingReader(io.RawIOBase):
@@ -176,33 +173,29 @@ class CaptureFile:
         reader = self._reader
         linktype = reader.linktype
         self.linktypes.add(linktype)
-        divisor = 1e9 if reader.nano else 1e6
-        header = np.dtype([("sec", reader.endian + "u4"), ("frac", reader.endian + "u4"), ("caplen", reader.endian + "u4")])
         frame = 0
         first = ts = None
-        with self._record_scan(reader.endian) as scan:
-            for buf, base, offsets, pos, bad in record_chunks(self._stream.read, scan):
-                offset = _PCAP_FILE_HEADER + base  # of buf[0] in the file
-                if bad is not None:
+        with self._records(reader) as chunks:
+            for chunk in chunks:
+                offset = _PCAP_FILE_HEADER + chunk.base  # of chunk.buf[0] in the file
+                offsets = chunk.offsets
+                if chunk.bad is not None:
                     self._problem(
-                        "corrupt_record", f"record claims {bad} bytes; the capture is corrupt from here on",
-                        frame + len(offsets) + 1, offset + pos, Severity.ERROR,
+                        "corrupt_record", f"record claims {chunk.bad} bytes; the capture is corrupt from here on",
+                        frame + len(offsets) + 1, offset + chunk.end, Severity.ERROR,
                     )
                 if offsets:
                     block_first = frame + 1
-                    starts = np.frombuffer(offsets, dtype=np.int64)
-                    view = np.frombuffer(buf, dtype=np.uint8)
-                    fields = np.ascontiguousarray(view[(starts - 16)[:, None] + _SPAN12]).view(header).ravel()
-                    times = array("d", (fields["sec"] + fields["frac"] / divisor).tobytes())
-                    lengths = array("q", fields["caplen"].astype(np.int64).tobytes())
+                    times = chunk.times
                     frame += len(offsets)
                     ts = times[-1]
                     if first is None:
                         first = times[0]
-                    yield FrameBlock(buf, block_first, offsets, lengths, times, _Repeat(linktype))
-                if bad is not None:
-                    self._finish(frame, first, ts, offset + pos)
+                    yield FrameBlock(chunk.buf, block_first, offsets, chunk.lengths, times, _Repeat(linktype))
+                if chunk.bad is not None:
+                    self._finish(frame, first, ts, offset + chunk.end)
                     return
+        buf, pos = chunk.buf, chunk.end
         remaining = len(buf) - pos
         if remaining:
             if remaining >= 16:
@@ -213,16 +206,20 @@ class CaptureFile:
             self._problem("truncated_capture", message, frame + 1, offset + pos, Severity.ERROR)
         self._finish(frame, first, ts, offset + len(buf))
 
-    def _record_scan(self, endian: str):
-        """Where the records start: found by a child process for a large pcap file on disk (the parent analyzes
-        meanwhile), else here."""
+    @contextlib.contextmanager
+    def _records(self, reader: _PcapHeader) -> Iterator[Iterator[Chunk]]:
+        """The records in chunks: read with a child process's help for a large pcap file on disk (the parent
+        analyzes meanwhile), else here."""
         stream = self._stream
+        child = None
         if self._raw is None and self.size is not None and self.size >= CHILD_MIN_BYTES and hasattr(stream, "fileno"):
-            try:
-                return ChildScan(stream.name, stream.tell(), endian)
-            except (OSError, ValueError, AttributeError):
-                pass
-        return contextlib.nullcontext(scanner(endian))
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                child = ChildScan(stream.name, stream.tell(), reader.endian, reader.nano)
+        if child is None:
+            yield record_chunks(stream.read, reader.endian, reader.nano)
+            return
+        with child:
+            yield child.chunks(stream.read)
 
     def _pcapng_blocks(self) -> Iterator[FrameBlock]:
         """pcapng blocks are parsed by scapy one by one; their frames are grouped here into FrameBlocks."""
