@@ -51,7 +51,8 @@ def summarize(call: Call) -> Call:
 
 
 class DecidedCalls(Sequence[Call]):
-    """Calls in order of (start, Call-ID) once `finish()`ed; indexing and iteration give whole calls."""
+    """Calls in order of (start, Call-ID) once `finish()`ed; indexing and iteration give whole calls. The
+    temporary file lives as long as the object (or until `close()`): the analysis reads from it."""
 
     def __init__(self, keep: int | None = None) -> None:
         self._keep = KEEP if keep is None else keep

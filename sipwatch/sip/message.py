@@ -217,6 +217,7 @@ def _cached(parse: Callable[[str], T]) -> Callable[[str], T]:
         return remembered(value) if len(value) <= _CACHED_LENGTH else parse(value)
 
     parse_value.cache_info = remembered.cache_info  # type: ignore[attr-defined]
+    parse_value.cache_clear = remembered.cache_clear  # type: ignore[attr-defined]
     return parse_value
 
 
