@@ -2,7 +2,11 @@
 #   make demo   installs into .venv, analyzes a bundled capture and writes a report
 #   make test   installs what the tests need (tshark, sipp, tcpdump, iproute2...), then runs them
 SHELL := /bin/bash
-PYTHON ?= python3
+# The distribution's python3 when it can make a venv (Debian's: linked statically, built with PGO and LTO),
+# else the first python3 on PATH. A --enable-shared build without PGO (pyenv's default) analyzes the benchmark
+# capture about 15% slower (docs/benchmarks.md).
+PYTHON ?= $(or $(shell /usr/bin/python3 -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && echo /usr/bin/python3),python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # the demo: SIPp captures of a support day read as one timeline (answered, capacity burst, missing ACK behind

@@ -79,6 +79,10 @@ def main() -> None:
     ours = med["sipwatch analyze"]
     print(f"speed-up vs tshark -z sip,stat (SIP only):             {med['tshark sip,stat'] / ours:.2f}x")
     print(f"speed-up vs tshark -z sip,stat -z rtp,streams (full):  {med['tshark sip,stat+rtp,streams'] / ours:.2f}x")
+    # each alternation's own ratio (its runs are seconds apart, so a slow spell of the machine hits both)
+    paired = [t / s for t, s in zip(times["tshark sip,stat+rtp,streams"], times["sipwatch analyze"], strict=True)]
+    print(f"  per alternation (full): median {statistics.median(paired):.2f}x, "
+          f"range {min(paired):.2f}x-{max(paired):.2f}x over {len(paired)} runs")
     print(f"sipwatch peak RSS: {max(rss) / 1024:.0f} MiB (full analysis: SIP, RTP statistics, findings, JSON)")
     if args.scale:
         scale(args.capture, sipwatch)
