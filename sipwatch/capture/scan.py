@@ -123,7 +123,7 @@ class ChildScan:
              str(PARENT_FIRST)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=1 << 16,
         )
-        with contextlib.suppress(OSError):  # room for a few chunks, so the child can run ahead
+        with contextlib.suppress(OSError, AttributeError):  # room for a few chunks (Linux), so the child runs ahead
             fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
 
     def chunks(self, read: Callable[[int], bytes]) -> Iterator[Chunk]:
