@@ -7,7 +7,6 @@ processes. A capture that cannot be read costs its own line, never the batch.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -60,7 +59,7 @@ def _stems(captures: list[str]) -> dict[str, str]:
 
 
 def _one(capture: str, stem: str, formats: list[str], rtp_heuristic: bool, redact: bool) -> Line:
-    from sipwatch.report.data import analysis_to_dict
+    from sipwatch.report.data import analysis_to_dict, write_json
 
     try:
         analysis = analyze_files([capture], AnalyzerConfig(rtp_heuristic=rtp_heuristic))
@@ -74,9 +73,13 @@ def _one(capture: str, stem: str, formats: list[str], rtp_heuristic: bool, redac
     written = []
     for fmt in formats:
         path = f"{stem}.{fmt}"
-        if fmt == "json":
-            text = json.dumps(data) + "\n"
-        elif fmt == "md":
+        written.append(path)
+        if fmt == "json":  # streamed: a large capture's calls are read back from disk one at a time
+            with open(path, "w", encoding="utf-8") as fh:
+                write_json(data, fh)
+                fh.write("\n")
+            continue
+        if fmt == "md":
             from sipwatch.report.markdown import render_markdown
 
             text = render_markdown(data)
@@ -85,7 +88,6 @@ def _one(capture: str, stem: str, formats: list[str], rtp_heuristic: bool, redac
 
             text = render_html(data)
         Path(path).write_text(text, encoding="utf-8")
-        written.append(path)
     summ = data["summary"]
     causes = ", ".join(f"{k} {n}" for k, n in summ["causes"].items()) or "none"
     text = (f"{summ['calls']} calls, ASR {summ['kpi'].get('asr', '-')}%, causes: {causes}; "

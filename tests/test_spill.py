@@ -18,6 +18,7 @@ from conftest import CAPTURES
 import sipwatch.spill as spill
 from sipwatch.pipeline import analyze_files
 from sipwatch.report.data import CallRows, analysis_to_dict, write_json
+from sipwatch.report.html import render_html
 from sipwatch.report.markdown import render_markdown
 from sipwatch.report.redact import redact
 from sipwatch.report.tables import tables
@@ -30,6 +31,17 @@ MIX = ["capacity_burst", "missing_ack", "one_way_audio", "identity_c_608", "answ
 def analyzed(paths: list[Path], keep: int, monkeypatch):
     monkeypatch.setattr(spill, "KEEP", keep)
     return analyze_files([str(p) for p in paths])
+
+
+def terminal_text(data: dict) -> str:
+    """What `sipwatch analyze` prints, with the calls table cut at 3 rows (as a long capture's is)."""
+    from rich.console import Console
+
+    from sipwatch.report.terminal import render
+
+    out = io.StringIO()
+    render(data, Console(file=out, width=160, force_terminal=False), True, max_calls=3)
+    return out.getvalue()
 
 
 def as_json(data: dict) -> str:
@@ -60,6 +72,9 @@ def test_spilled_calls_give_the_same_report(monkeypatch) -> None:
     assert isinstance(b["calls"], CallRows)
     assert as_json(b) == as_json(a) == json.dumps(a)
     assert render_markdown(b) == render_markdown(a)
+    assert render_html(b) == render_html(a)
+    assert terminal_text(b) == terminal_text(a)
+    assert b["calls"][-1] == a["calls"][-1] and b["calls"][3:5] == a["calls"][3:5]
     for name, table in tables(b).items():
         assert table.equals(tables(a)[name]), name
     causes = a["summary"]["causes"]
@@ -104,3 +119,19 @@ def test_cli_writes_the_same_json_file_from_spilled_calls(tmp_path: Path, monkey
         written[keep] = out.read_bytes()
     assert written[2] == written[10**9]
     assert len(json.loads(written[2])["calls"]) > 20
+
+
+def test_batch_writes_the_same_files_from_spilled_calls(tmp_path: Path, monkeypatch) -> None:
+    """`sipwatch batch` writes JSON, Markdown and HTML per capture; spilled calls give the same files."""
+    from sipwatch.batch import _one
+
+    capture = str(CAPTURES / "capacity_burst.pcap")
+    written = {}
+    for keep in (10**9, 2):
+        monkeypatch.setattr(spill, "KEEP", keep)
+        stem = tmp_path / f"keep{keep}"
+        line = _one(capture, str(stem), ["json", "md", "html"], False, False)
+        assert not line.failed, line
+        written[keep] = [Path(f"{stem}.{fmt}").read_bytes() for fmt in ("json", "md", "html")]
+    assert written[2] == written[10**9]
+    assert len(json.loads(written[2][0])["calls"]) > 10

@@ -307,7 +307,7 @@ def stream_rows(data: dict) -> list[dict]:
 
 class CallRows:
     """The report rows of calls kept on disk, built one at a time each time they are iterated: what a
-    reader of report data does with a list (iterate, len, truth) without holding every row."""
+    reader of report data does with a list (iterate, len, truth, index, slice) without holding every row."""
 
     def __init__(self, calls: Sequence[Call], row: Callable[[Call], dict]) -> None:
         self._calls = calls
@@ -320,6 +320,11 @@ class CallRows:
 
     def __len__(self) -> int:
         return len(self._calls)
+
+    def __getitem__(self, index: int | slice) -> dict | list[dict]:
+        if isinstance(index, slice):
+            return [self._row(call) for call in self._calls[index]]
+        return self._row(self._calls[index])
 
     def map(self, change: Callable[[dict], dict]) -> CallRows:
         """The same rows, each passed through `change` (redaction)."""
