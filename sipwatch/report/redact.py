@@ -106,6 +106,8 @@ class Redactor:
         if isinstance(value, list):
             return [self.data(v, key) for v in value]
         if isinstance(value, CallRows):  # rows built as they are read: redacted as they are read
+            for row in value:  # first, in order, so that pseudonyms are numbered as for rows in memory
+                self.data(row, key)
             return value.map(lambda row: self.data(row, key))
         return value
 
