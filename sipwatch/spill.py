@@ -61,21 +61,27 @@ class DecidedCalls(Sequence[Call]):
         # (start, Call-ID, the call or its summary, where its pickle is (offset, length) or None)
         self._entries: list[tuple[float, str, Call, tuple[int, int] | None]] = []
         self._limits: MediaThresholds | None = None
+        self._no_room = False
 
     def extend(self, calls: Iterable[Call]) -> None:
         for call in calls:
             self.add(call)
 
     def add(self, call: Call) -> None:
-        if self._kept < self._keep:
+        if self._kept < self._keep or self._no_room:
             self._kept += 1
             self._entries.append((call.start, call.call_id, call, None))
             return
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="sipwatch-calls-")  # noqa: SIM115 - closed in close()
         blob = pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
-        offset = self._file.seek(0, 2)
-        self._file.write(blob)
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="sipwatch-calls-")  # noqa: SIM115 - see close()
+            offset = self._file.seek(0, 2)
+            self._file.write(blob)
+        except OSError:  # no room for the temporary file: later calls stay in memory, nothing is lost
+            self._no_room = True
+            self.add(call)
+            return
         self._entries.append((call.start, call.call_id, summarize(call), (offset, len(blob))))
 
     @property

@@ -168,3 +168,19 @@ def test_every_command_on_spilled_calls(command: list[str], tmp_path: Path, monk
         results[keep] = (result.stdout.replace(str(out), "OUT"), files)
     assert results[2] == results[10**9]
     assert results[2][0] or results[2][1]
+
+
+def test_no_room_for_the_temporary_file_keeps_calls_in_memory(monkeypatch) -> None:
+    """A full disk (or a read-only TMPDIR) costs memory, not calls: the analysis is the same."""
+    import errno
+
+    paths = [CAPTURES / f"{name}.pcap" for name in MIX]
+    whole = as_json(analysis_to_dict(analyzed(paths, 10**9, monkeypatch)))
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spill.tempfile, "TemporaryFile", no_room)
+    analysis = analyzed(paths, 2, monkeypatch)
+    assert isinstance(analysis.calls, list) and len(analysis.calls) > 20  # all of them whole, in memory
+    assert as_json(analysis_to_dict(analysis)) == whole
