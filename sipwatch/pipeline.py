@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from sipwatch.capture.decode import LINKTYPE_NAMES, FrameDecoder
 from sipwatch.capture.reader import CaptureFile, FrameBlock, open_capture
 from sipwatch.core.analyzer import Analyzer, AnalyzerConfig
-from sipwatch.core.findings import capture_loss, capture_loss_streams, requalify
+from sipwatch.core.findings import capture_loss_streams, requalify
 from sipwatch.core.result import Analysis, CaptureInfo, FileInfo
 from sipwatch.model import CaptureError, CaptureNotFound, Datagram, ProblemLog, Severity, UnsupportedLinkType
 from sipwatch.spill import DecidedCalls
@@ -228,15 +228,11 @@ def _result(files: list[FileInfo], analyzer: Analyzer, decoder: FrameDecoder, pr
         reassembled_fragments=decoder.fragments.reassembled,
     )
     unattached = analyzer.unattached_streams()
+    # capture loss over every stream (of calls on disk, their summaries: each learns its share when read back)
     limits = analyzer.config.media
-    if not calls.spilled:
-        kept = calls.kept()
-        return Analysis(info, analyzer.stats, kept, problems, analyzer.config, unattached,
-                        capture_loss(kept, unattached, limits))
-    # calls on disk: capture loss is found over their summaries; each learns its share when read back
-    summaries = calls.summaries
-    findings = capture_loss_streams([s for c in summaries for s in c.streams] + unattached, limits)
+    findings = capture_loss_streams([s for c in calls.summaries for s in c.streams] + unattached, limits)
     if findings:
         for call in calls.kept():
             requalify(call, limits)
-    return Analysis(info, analyzer.stats, calls, problems, analyzer.config, unattached, findings)
+    return Analysis(info, analyzer.stats, calls if calls.spilled else calls.kept(), problems, analyzer.config,
+                    unattached, findings)

@@ -212,13 +212,9 @@ def finding_to_dict(finding: Attributed) -> dict:
     }
 
 
-def summary(analysis: Analysis, diagnoses: Iterable[Diagnosis] | None = None,
-            capture_findings: list[Attributed] | None = None) -> dict:
+def summary(analysis: Analysis, diagnoses: Iterable[Diagnosis], capture_findings: list[Attributed]) -> dict:
+    """Capture-wide counts and KPIs; `diagnoses` are every call's, `capture_findings` the capture's own."""
     calls = analysis.summaries
-    if diagnoses is None:
-        diagnoses = diagnose(analysis.calls).values()
-    if capture_findings is None:
-        capture_findings = _capture_findings(analysis)
     kinds: Counter = Counter(f.kind for f in capture_findings)
     causes: Counter = Counter()
     for diagnosis in diagnoses:
