@@ -315,19 +315,36 @@ class InterfaceSource:
         self._rings = []
 
 
-class PcapStreamSource:
+class CountingSource:
+    """What a FrameSource that reads frames itself (no kernel ring, so no drops to count) shares: counters of
+    the frames and bytes it handed over, and a stop flag its `batches()` checks."""
+
+    def __init__(self) -> None:
+        self._stopping = False
+        self._received = 0
+        self._bytes = 0
+
+    def stats(self) -> CaptureStats:
+        return CaptureStats(self._received, 0, self._bytes)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def close(self) -> None:
+        pass
+
+
+class PcapStreamSource(CountingSource):
     """A classic pcap stream (microsecond or nanosecond, either byte order) read from a file descriptor as the
     records arrive: `tcpdump -U -w - | sipwatch live -`. Ends at end of stream."""
 
     def __init__(self, fd: int = 0, name: str = "<stdin>") -> None:
+        super().__init__()
         self.fd = fd
         self.name = name
-        self._stopping = False
         self._eof = False  # the writer closed the pipe
         self._buffer = bytearray()
         self._offset = 0  # of _buffer[0] in the stream
-        self._received = 0
-        self._bytes = 0
         self._last_ts: float | None = None
         self._last_wall = time.monotonic()
         self.problems: list[Problem] = []
@@ -434,12 +451,3 @@ class PcapStreamSource:
         if self._last_ts is None:
             return float("-inf")
         return self._last_ts + (time.monotonic() - self._last_wall)
-
-    def stats(self) -> CaptureStats:
-        return CaptureStats(self._received, 0, self._bytes)
-
-    def stop(self) -> None:
-        self._stopping = True
-
-    def close(self) -> None:
-        pass

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from sipwatch.capture.live import CaptureStats
+from sipwatch.capture.live import CountingSource
 from sipwatch.capture.reader import FrameBlock, open_capture
 
 
-class ReplaySource:
+class ReplaySource(CountingSource):
     """Each of `loops` passes reads `paths` in order, every timestamp moved `shift` seconds later than in the
     pass before. `on_loop(n)` is called after pass n (1-based) has been handed over.
 
@@ -21,15 +21,13 @@ class ReplaySource:
 
     def __init__(self, paths: list[str], loops: int, shift: float,
                  on_loop: Callable[[int], None] | None = None, paced: bool = False) -> None:
+        super().__init__()
         self.name = f"replay of {', '.join(paths)} x{loops}"
         self.paths = paths
         self.loops = loops
         self.shift = shift
         self.on_loop = on_loop
         self.paced = paced
-        self._stopping = False
-        self._received = 0
-        self._bytes = 0
         self._last = float("-inf")
 
     def batches(self, timeout: float) -> Iterator[FrameBlock | None]:
@@ -71,12 +69,3 @@ class ReplaySource:
 
     def now(self) -> float:
         return self._last
-
-    def stats(self) -> CaptureStats:
-        return CaptureStats(self._received, 0, self._bytes)
-
-    def stop(self) -> None:
-        self._stopping = True
-
-    def close(self) -> None:
-        pass
