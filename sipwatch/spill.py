@@ -1,12 +1,14 @@
-"""The decided calls of a file analysis, with memory bounded by the calls in progress, not by the file.
+"""The decided calls of a file analysis, in memory set by the calls in progress plus a small summary of
+each decided call, not by the file's size.
 
 A call keeps its messages, SDP, streams and their statistics: some 25 KB. The first `keep` decided calls
 stay in memory; each later one is pickled to an unlinked temporary file as it is decided, and only a summary
 stays, in the columns of `Summaries`: the call's times, statuses, frames, outcome, Call-ID and users, its
-streams reduced to what capture-wide detection reads (packets, first and last arrival, sequence gaps). About
-0.3 KB a call and no Python objects of its own. Capture-wide figures (KPIs, capacity windows, patterns across
-calls, capture loss) are computed over the summaries, through views; a report reads the whole calls back one
-at a time, in order of start, each time it goes through them.
+streams reduced to what capture-wide detection reads (packets, first and last arrival, sequence gaps). That
+is about 0.6 KB a call with its Call-ID and its place in the order (docs/benchmarks.md), and no Python objects
+of its own. Capture-wide figures (KPIs, capacity windows, patterns across calls, capture loss) are computed
+over the summaries, through views; a report reads the whole calls back one at a time, in order of start, each
+time it goes through them.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ _NONE_INT = -(2**63)  # an int column's None
 class Summaries:
     """What capture-wide figures read of the calls on disk, in columns: times in float arrays (NaN for
     None), statuses and frames in int arrays, the few strings and enums in lists, and each call's streams
-    (packets, first and last arrival, capture-lost packets, sequence gaps) in flat arrays. About 0.3 KB a
-    call and no Python objects of its own: the capture-wide passes get `CallSummary` views, made as they
+    (packets, first and last arrival, capture-lost packets, sequence gaps) in flat arrays. About 0.4 KB a
+    call (its Call-ID aside) and no Python objects of its own: the capture-wide passes get `CallSummary` views, made as they
     go through them."""
 
     FLOATS = ("first_ts", "invite_ts", "trying_ts", "ringing_ts", "answer_ts", "ack_ts", "cancel_ts", "bye_ts",
