@@ -25,14 +25,15 @@ KEEP = 1000  # calls kept whole in memory; later ones go to disk
 
 
 _NONE_INT = -(2**63)  # an int column's None
+_NAN = float("nan")  # a float column's None
 
 
 class Summaries:
     """What capture-wide figures read of the calls on disk, in columns: times in float arrays (NaN for
     None), statuses and frames in int arrays, the few strings and enums in lists, and each call's streams
     (packets, first and last arrival, capture-lost packets, sequence gaps) in flat arrays. About 0.4 KB a
-    call (its Call-ID aside) and no Python objects of its own: the capture-wide passes get `CallSummary` views, made as they
-    go through them."""
+    call (its Call-ID aside) and no Python objects of its own: the capture-wide passes get `CallSummary`
+    views, made as they go through them."""
 
     FLOATS = ("first_ts", "invite_ts", "trying_ts", "ringing_ts", "answer_ts", "ack_ts", "cancel_ts", "bye_ts",
               "final_ts", "last_ts")
@@ -106,9 +107,6 @@ class Summaries:
         """The indices of call `i`'s streams in the stream columns."""
         end = self._first_stream[i + 1] if i + 1 < len(self._first_stream) else len(self.packets)
         return range(self._first_stream[i], end)
-
-
-_NAN = float("nan")
 
 
 class CallSummary:
