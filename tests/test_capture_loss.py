@@ -10,11 +10,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 from sipwatch.core.analyzer import AnalyzerConfig
+from sipwatch.core.findings import MediaThresholds, capture_loss_streams
 from sipwatch.pipeline import analyze_file
 
 
@@ -70,3 +73,55 @@ def test_independent_losses_are_not_capture_loss(tmp_path: Path) -> None:
     assert sum(s.stats.lost for s in analysis.unattached_streams) > 20
     assert analysis.findings == []
     assert all(s.capture_lost == 0 for s in analysis.unattached_streams)
+
+
+class _Stream:
+    """What capture_loss_streams reads of a stream (its summary has the same shape)."""
+
+    def __init__(self, packets: int, first: float, last: float, gaps: list[tuple[float, int]]) -> None:
+        self.packets, self.first, self.last, self.gap_arrivals = packets, first, last, gaps
+        self.capture_lost = 0
+
+    @property
+    def stats(self) -> _Stream:
+        return self
+
+
+def _walked(streams: list[_Stream], limits: MediaThresholds) -> tuple[list[tuple], list[int]]:
+    """The detection as it was first written, walking every stream for every gap: the oracle."""
+    events = sorted((t, missing, i) for i, s in enumerate(streams) for t, missing in s.gap_arrivals)
+    out, lost = [], [0] * len(streams)
+    i = 0
+    while i < len(events):
+        start = events[i][0]
+        j = i
+        while j < len(events) and events[j][0] - start <= limits.capture_loss_window_s:
+            j += 1
+        hit = {events[k][2] for k in range(i, j)}
+        active = sum(1 for s in streams if s.packets and s.first <= start <= s.last)
+        if len(hit) >= limits.capture_loss_min_streams and len(hit) >= limits.capture_loss_share * active:
+            for k in range(i, j):
+                lost[events[k][2]] += events[k][1]
+            out.append((start, len(hit), active))
+            i = j
+        else:
+            i += 1
+    return out, lost
+
+
+_times = st.integers(0, 12).map(lambda n: n / 100)  # whole centiseconds: equal times, and window edges hit
+_streams = st.lists(st.builds(_Stream, st.integers(0, 3), _times, _times,
+                              st.lists(st.tuples(_times, st.integers(1, 5)), max_size=3)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_streams)
+def test_active_streams_counted_by_bisection_as_by_walking(streams: list[_Stream]) -> None:
+    """Equal times, streams without packets and streams whose last arrival is before their first (a capture
+    whose clock stepped back) included: the same findings and the same capture-lost counts."""
+    limits = MediaThresholds()
+    expected, lost = _walked(streams, limits)
+    findings = capture_loss_streams(streams, limits)
+    assert [(f.ts, f.data["streams"], f.data["active_streams"]) for f in findings] == expected
+    assert [s.capture_lost for s in streams] == lost
+    event(f"capture loss found: {bool(expected)}")

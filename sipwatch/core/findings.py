@@ -6,6 +6,7 @@ evidence behind them. Thresholds live in `MediaThresholds`, documented in docs/f
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -302,6 +303,13 @@ def capture_loss_streams(streams: list, limits: MediaThresholds) -> list[Finding
     """`capture_loss` over streams alone (or summaries of them: `stats.gap_arrivals`, `stats.packets`,
     `stats.first`, `stats.last` and `capture_lost` are all it reads); sets each stream's `capture_lost`."""
     events = sorted((t, missing, i) for i, s in enumerate(streams) for t, missing in s.stats.gap_arrivals)
+    if not events:
+        return []
+    # the streams active at t (first <= t <= last) are those begun by t less those over before it: counted
+    # by bisection in two sorted lists instead of a walk over every stream for every gap
+    spans = [(st.first, st.last) for s in streams if (st := s.stats).packets and st.first <= st.last]
+    firsts = sorted(first for first, _ in spans)
+    lasts = sorted(last for _, last in spans)
     findings: list[Finding] = []
     i = 0
     while i < len(events):
@@ -310,7 +318,7 @@ def capture_loss_streams(streams: list, limits: MediaThresholds) -> list[Finding
         while j < len(events) and events[j][0] - start <= limits.capture_loss_window_s:
             j += 1
         hit = {events[k][2] for k in range(i, j)}
-        active = sum(1 for s in streams if s.stats.packets and s.stats.first <= start <= s.stats.last)
+        active = bisect_right(firsts, start) - bisect_left(lasts, start)
         if len(hit) >= limits.capture_loss_min_streams and len(hit) >= limits.capture_loss_share * active:
             missing = 0
             for k in range(i, j):
