@@ -7,6 +7,7 @@ evidence behind them. Thresholds live in `MediaThresholds`, documented in docs/f
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -311,28 +312,35 @@ def capture_loss_streams(streams: list, limits: MediaThresholds) -> list[Finding
     firsts = sorted(first for first, _ in spans)
     lasts = sorted(last for _, last in spans)
     findings: list[Finding] = []
-    i = 0
+    window = limits.capture_loss_window_s
+    # the gaps within `window` of gap i are events[i:j], j only ever moving on; `hit` counts them per stream
+    hit: Counter[int] = Counter()
+    i = j = 0
     while i < len(events):
         start = events[i][0]
-        j = i
-        while j < len(events) and events[j][0] - start <= limits.capture_loss_window_s:
+        while j < len(events) and events[j][0] - start <= window:
+            hit[events[j][2]] += 1
             j += 1
-        hit = {events[k][2] for k in range(i, j)}
         active = bisect_right(firsts, start) - bisect_left(lasts, start)
         if len(hit) >= limits.capture_loss_min_streams and len(hit) >= limits.capture_loss_share * active:
             missing = 0
-            for k in range(i, j):
-                streams[events[k][2]].capture_lost += events[k][1]
-                missing += events[k][1]
+            for _, lost, k in events[i:j]:
+                streams[k].capture_lost += lost
+                missing += lost
             findings.append(Finding(
                 "capture_loss",
-                f"{len(hit)} of {active} RTP streams lost packets within {limits.capture_loss_window_s * 1000:.0f} ms"
+                f"{len(hit)} of {active} RTP streams lost packets within {window * 1000:.0f} ms"
                 f" of each other: the capture dropped {missing} packets there, the network did not",
                 [Evidence("gap", f"{missing} packets over {len(hit)} streams", None, start)],
                 start, {"streams": len(hit), "active_streams": active, "missing_packets": missing},
             ))
+            hit.clear()
             i = j
         else:
+            k = events[i][2]
+            hit[k] -= 1
+            if not hit[k]:
+                del hit[k]
             i += 1
     return findings
 
