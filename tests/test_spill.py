@@ -216,3 +216,21 @@ def test_a_summary_reads_as_its_call(cut_capture: Path, monkeypatch) -> None:
     stream = view.streams[0]
     stream.capture_lost += 7
     assert view.streams[0].capture_lost == stream.capture_lost >= 7
+
+
+def test_terminal_reads_back_only_the_calls_it_shows(monkeypatch) -> None:
+    """`sipwatch analyze` on a terminal shows the first calls, streams and findings of a large capture and
+    counts the rest from the summary: it reads back only the calls on disk those first rows come from."""
+    paths = [CAPTURES / f"{name}.pcap" for name in MIX]
+    whole = analysis_to_dict(analyzed(paths, 10**9, monkeypatch))
+    spilled = analyzed(paths, 2, monkeypatch)
+    data = analysis_to_dict(spilled)
+    read: list = []
+    whole_call = spill.DecidedCalls._whole
+    monkeypatch.setattr(spill.DecidedCalls, "_whole", lambda self, entry: read.append(entry) or whole_call(self, entry))
+    text = terminal_text(data)  # at most 3 rows a table
+    findings = sum(len(c["findings"]) for c in whole["calls"])
+    streams = sum(len(c["streams"]) for c in whole["calls"]) + len(whole["unattached_streams"])
+    assert findings > 3 and f"{findings - 3} more findings" in text
+    assert streams > 3 and f"{streams - 3} more streams" in text
+    assert 0 < len(read) < len(spilled.calls) // 2

@@ -86,16 +86,32 @@ def render(data: dict, console: Console, show_calls: bool = True, max_calls: int
         for table in (outcomes, causes, codes, methods, kpis):
             console.print(table)
 
-    if show_calls and data["calls"]:
-        console.print(_calls_table(data["calls"], max_calls, wide=console.width >= 140))
-    streams = [s for c in data["calls"] for s in c["streams"]] + data["unattached_streams"]
+    calls = data["calls"]
+    if show_calls and calls:
+        console.print(_calls_table(calls, max_calls, wide=console.width >= 140))
+    streams, findings = _first_streams_and_findings(calls, max_calls)
+    streams += data["unattached_streams"][: max_calls - len(streams)]
     if show_calls and streams:
-        render_streams(streams, console, limit=max_calls)
-    findings = [(c, f) for c in data["calls"] for f in c["findings"]]
+        render_streams(streams, console, limit=max_calls, total=summ["rtp_streams"])
     if findings:
-        console.print(_findings_table(findings))
+        # every call finding is counted in the summary, beside the capture's own (data["findings"])
+        total = sum(summ["findings"].values()) - len(data["findings"])
+        console.print(_findings_table(findings, total))
     if data["problems"]:
         console.print(_problems_table(data))
+
+
+def _first_streams_and_findings(calls, limit: int) -> tuple[list[dict], list[tuple[dict, dict]]]:
+    """The first `limit` streams and call findings, in call order. The calls are gone through only as far as
+    these need: on a large capture most calls are on disk, and each row read is a call read back."""
+    streams: list[dict] = []
+    findings: list[tuple[dict, dict]] = []
+    for call in calls:
+        streams.extend(call["streams"][: limit - len(streams)])
+        findings.extend((call, f) for f in call["findings"][: limit - len(findings)])
+        if len(streams) >= limit and len(findings) >= limit:
+            break
+    return streams, findings
 
 
 def _calls_table(calls: list[dict], limit: int, wide: bool) -> Group | Table:
@@ -146,8 +162,10 @@ def _num(value) -> str:
     return "" if value is None else str(value)
 
 
-def render_streams(rows: list[dict], console: Console, limit: int = 500) -> None:
-    """One line per stream; a terminal under 140 columns gets the essentials only."""
+def render_streams(rows: list[dict], console: Console, limit: int = 500, total: int | None = None) -> None:
+    """One line per stream, the first `limit` of `total` (default: as many as `rows`); a terminal under 140
+    columns gets the essentials only."""
+    total = len(rows) if total is None else total
     wide = console.width >= 140
     table = Table(title="RTP streams", box=box.SIMPLE_HEAD, padding=(0, 1))
     if wide:
@@ -169,13 +187,15 @@ def render_streams(rows: list[dict], console: Console, limit: int = 500) -> None
         else:
             jitter = "" if row["jitter_max_ms"] is None else f"{row['jitter_max_ms']:.1f}"
             table.add_row(stream, codec[:6], str(row["packets"]), f"{row['loss_pct']:.1f}%", jitter, _num(row["mos"]))
-    if len(rows) > limit:
-        table.caption = f"{len(rows) - limit} more streams (use sipwatch streams or --format json)"
+    if total > limit:
+        table.caption = f"{total - limit} more streams (use sipwatch streams or --format json)"
     console.print(table)
 
 
-def _findings_table(findings: list[tuple[dict, dict]]) -> Table:
+def _findings_table(findings: list[tuple[dict, dict]], total: int) -> Table:
     table = Table(title="Findings and causes", box=box.SIMPLE_HEAD)
+    if total > len(findings):
+        table.caption = f"{total - len(findings)} more findings (use sipwatch report or --format json)"
     table.add_column("call", overflow="fold", max_width=24)
     table.add_column("finding")
     table.add_column("cause")
