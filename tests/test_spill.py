@@ -234,3 +234,24 @@ def test_terminal_reads_back_only_the_calls_it_shows(monkeypatch) -> None:
     assert findings > 3 and f"{findings - 3} more findings" in text
     assert streams > 3 and f"{streams - 3} more streams" in text
     assert 0 < len(read) < len(spilled.calls) // 2
+
+
+def test_reports_go_through_the_calls_on_disk_once(monkeypatch) -> None:
+    """The HTML and Markdown post-mortems of a large capture gather what they show in one pass over the calls
+    (the HTML calls table reads its own first rows again), so each call on disk is read back once or twice,
+    and no page holds more calls than it shows."""
+    from sipwatch.report.html import MAX_CALL_ROWS
+
+    spilled = analyzed([CAPTURES / f"{name}.pcap" for name in MIX], 2, monkeypatch)
+    data = analysis_to_dict(spilled)
+    on_disk = len(spilled.calls) - 2
+    read: list = []
+    whole_call = spill.DecidedCalls._whole
+    monkeypatch.setattr(spill.DecidedCalls, "_whole",
+                        lambda self, entry: (read.append(entry) if not isinstance(entry[2], spill.Call) else None)
+                        or whole_call(self, entry))
+    render_html(data)
+    assert len(read) <= on_disk + min(on_disk, MAX_CALL_ROWS)
+    read.clear()
+    render_markdown(data)
+    assert len(read) == on_disk

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NamedTuple
 
 from sipwatch.diagnosis.knowledge import CATEGORY_DESCRIPTIONS, Category
-from sipwatch.report.data import status_label, stream_rows
+from sipwatch.report.data import status_label
 from sipwatch.report.ladder import endpoints
 from sipwatch.report.markdown import MAX_CARDS
 from sipwatch.report.svg import (
@@ -69,12 +69,12 @@ _MAX_COLUMNS = 60
 def render_html(data: dict) -> str:
     """The post-mortem page of the report data."""
     cap = data["capture"]
-    troubled = [c for c in data["calls"] if c["cause"]]
+    seen = _Gathered(data)
     candidates = [
-        _summary(data),
-        Section("failures", f"Failures and degraded calls ({len(troubled)})", _cards(troubled)),
+        _summary(data, seen),
+        Section("failures", f"Failures and degraded calls ({seen.troubled})", _cards(seen)),
         _capture_findings(data["findings"]),
-        _streams(data),
+        _streams(seen),
         _calls_table(data["calls"]),
         _problems(data),
     ]
@@ -95,6 +95,73 @@ def render_html(data: dict) -> str:
         '<link rel="icon" href="data:,">'
         f"<style>{_CSS}</style></head><body><main>" + "".join(body) + "</main></body></html>\n"
     )
+
+
+class _Pattern:
+    """Failed calls of one cause and principal finding: how many, the first of them (its position among the
+    failed calls, and its row) and when the last one started."""
+
+    __slots__ = ("calls", "first", "last_start")
+
+    def __init__(self, first: tuple[int, dict]) -> None:
+        self.calls = 0
+        self.first = first
+        self.last_start: str | None = None
+
+
+class _Gathered:
+    """What the page needs of the calls, gathered in one pass over them. A large capture's calls are read back
+    from disk one at a time, so no more of them is held than the page shows: the first MAX_CARDS failed
+    calls and the first call of each failure pattern (the cards), the worst MAX_STREAM_BARS streams, and per
+    call only its start and outcome (the time chart). The calls table reads its first rows itself."""
+
+    def __init__(self, data: dict) -> None:
+        self.outcomes: Counter[str] = Counter()
+        self.starts: list[tuple[float, str]] = []  # (start, outcome) of the calls with a start time
+        self.troubled = 0
+        self.first_troubled: list[tuple[int, dict]] = []  # (position among the failed calls, row)
+        self.patterns: dict[tuple[str, str], _Pattern] = {}
+        self.streams = 0
+        self.bands: Counter[str] = Counter()
+        self._worst: list[tuple] = []
+        for call in data["calls"]:
+            outcome = call["outcome"] or "unknown"
+            self.outcomes[outcome] += 1
+            if call.get("start_ts") is not None:
+                self.starts.append((call["start_ts"], outcome))
+            if call["cause"]:
+                self._troubled(call)
+            for stream in call["streams"]:
+                self._stream(stream)
+        for stream in data["unattached_streams"]:
+            self._stream(stream)
+        self.worst = self._trim()
+
+    def _troubled(self, call: dict) -> None:
+        at = (self.troubled, call)
+        self.troubled += 1
+        if len(self.first_troubled) < MAX_CARDS:
+            self.first_troubled.append(at)
+        pattern = self.patterns.get(key := _pattern_key(call))
+        if pattern is None:
+            pattern = self.patterns[key] = _Pattern(at)
+        pattern.calls += 1
+        pattern.last_start = call["start"]
+
+    def _stream(self, stream: dict) -> None:
+        # worst first (_badness), then in order of first packet, as stream_rows lists them, then as they came
+        self._worst.append((_badness(stream), stream["first"] or "", stream["src"], self.streams, stream))
+        self.streams += 1
+        mos = stream["mos"]
+        self.bands[next(name for floor, name, _ in MOS_BANDS if mos >= floor) if mos is not None
+                   else "unknown codec"] += 1
+        if len(self._worst) >= 4 * MAX_STREAM_BARS:
+            self._trim()
+
+    def _trim(self) -> list[dict]:
+        self._worst.sort(key=lambda entry: entry[:4])
+        del self._worst[MAX_STREAM_BARS:]
+        return [entry[-1] for entry in self._worst]
 
 
 def _contents(sections: list[Section]) -> str:
@@ -182,9 +249,9 @@ def _kpis(kpi: dict) -> str:
     return f'<div class="kpis" role="group" aria-label="Key performance indicators">{"".join(tiles)}</div>{note}'
 
 
-def _summary(data: dict) -> Section:
+def _summary(data: dict, seen: _Gathered) -> Section:
     summ = data["summary"]
-    figures = [_figure("Calls over time, by outcome", _time_chart(data["calls"]), "wide")]
+    figures = [_figure("Calls over time, by outcome", _time_chart(seen.starts, seen.outcomes), "wide")]
     outcome_table = "".join(
         f"<tr><td>{_outcome_badge(k)}</td><td class=\"n\">{n}</td></tr>" for k, n in summ["outcomes"].items()
     )
@@ -217,21 +284,19 @@ def _status_colour(code: int) -> str:
     )
 
 
-def _time_chart(calls: list[dict]) -> str:
-    starts = [c["start_ts"] for c in calls if c.get("start_ts") is not None]
+def _time_chart(starts: list[tuple[float, str]], present: Counter[str]) -> str:
+    """`starts`: (start, outcome) of each call with a start time; `present`: calls per outcome, all of them."""
     if not starts:
         return bar_chart([], "Calls over time: no calls")
-    first, last = min(starts), max(starts)
+    first, last = min(t for t, _ in starts), max(t for t, _ in starts)
     step = next((s for s in _BUCKETS if (last - first) / s < _MAX_COLUMNS), _BUCKETS[-1])
     origin = math.floor(first / step) * step
     count = int((last - origin) // step) + 1
     buckets: list[Counter[str]] = [Counter() for _ in range(count)]
-    for c in calls:
-        if c.get("start_ts") is not None:
-            buckets[int((c["start_ts"] - origin) // step)][c["outcome"] or "unknown"] += 1
+    for start, outcome in starts:
+        buckets[int((start - origin) // step)][outcome] += 1
     fmt = "%H:%M:%S" if step < 60 else "%H:%M" if step < 86400 else "%Y-%m-%d"
     named = [(datetime.fromtimestamp(origin + i * step, UTC).strftime(fmt), dict(b)) for i, b in enumerate(buckets)]
-    present = Counter(c["outcome"] or "unknown" for c in calls)
     keys = [k for k in OUTCOME_COLOURS if k in present] + [k for k in present if k not in OUTCOME_COLOURS]
     legend = "".join(f'<span><i style="background:{OUTCOME_COLOURS.get(k, "#888")}"></i>{esc(k)} {present[k]}</span>'
                      for k in keys)
@@ -251,15 +316,15 @@ def _duration(seconds: float) -> str:
 # --- failure cards ----------------------------------------------------------------------------------------------
 
 
-def _cards(troubled: list[dict]) -> str:
-    if not troubled:
+def _cards(seen: _Gathered) -> str:
+    if not seen.troubled:
         return '<p class="good">None: every call that the capture saw through was answered and healthy.</p>'
-    patterns = _patterns(troubled)
-    shown = _pick_cards(troubled, patterns)
-    out = [_patterns_table(patterns, {c["number"] for c in shown}, len(troubled)), _LADDER_LEGEND]
+    patterns = dict(sorted(seen.patterns.items(), key=lambda item: -item[1].calls))  # the most frequent first
+    shown = _pick_cards(seen, patterns)
+    out = [_patterns_table(patterns, shown, seen.troubled), _LADDER_LEGEND]
     out += [_card(c) for c in shown]
-    if len(troubled) > len(shown):
-        out.append(f'<p class="more">… {len(troubled) - len(shown)} more failed or degraded calls are not shown as '
+    if seen.troubled > len(shown):
+        out.append(f'<p class="more">… {seen.troubled - len(shown)} more failed or degraded calls are not shown as '
                    "cards: every failure pattern above has at least its first call shown (see the calls table below "
                    "and the JSON report for all).</p>")
     return "".join(out)
@@ -270,36 +335,30 @@ def _pattern_key(call: dict) -> tuple[str, str]:
     return call["cause"] or "", principal["kind"] if principal else ""
 
 
-def _patterns(troubled: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """Failed calls grouped by cause and principal finding, the most frequent first."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for call in troubled:
-        groups.setdefault(_pattern_key(call), []).append(call)
-    return dict(sorted(groups.items(), key=lambda item: -len(item[1])))
-
-
-def _pick_cards(troubled: list[dict], patterns: dict[tuple[str, str], list[dict]]) -> list[dict]:
+def _pick_cards(seen: _Gathered, patterns: dict[tuple[str, str], _Pattern]) -> list[dict]:
     """At most MAX_CARDS calls, in call order: the first call of every pattern, then the earliest others."""
-    chosen = {calls[0]["number"] for calls in list(patterns.values())[:MAX_CARDS]}
-    for call in troubled:
+    chosen = dict(pattern.first for pattern in list(patterns.values())[:MAX_CARDS])
+    for at, call in seen.first_troubled:
         if len(chosen) >= MAX_CARDS:
             break
-        chosen.add(call["number"])
-    return [c for c in troubled if c["number"] in chosen]
+        chosen.setdefault(at, call)
+    return [chosen[at] for at in sorted(chosen)]
 
 
-def _patterns_table(patterns: dict[tuple[str, str], list[dict]], shown: set[int], total: int) -> str:
+def _patterns_table(patterns: dict[tuple[str, str], _Pattern], shown: list[dict], total: int) -> str:
     rows = []
-    for (cause, kind), calls in patterns.items():
-        principal = principal_finding(calls[0])
-        examples = ", ".join([f'<a href="#call-{c["number"]}">{c["number"]}</a>' for c in calls
-                              if c["number"] in shown][:5])
+    for key, pattern in patterns.items():
+        cause, kind = key
+        first = pattern.first[1]
+        principal = principal_finding(first)
+        examples = ", ".join([f'<a href="#call-{c["number"]}">{c["number"]}</a>' for c in shown
+                              if _pattern_key(c) == key][:5])
         rows.append(
             f"<tr><td>{_cause_badge(cause)}</td><td class=\"mono\">{esc(kind)}</td>"
-            f"<td>{esc(principal['detail'] if principal else '')}</td><td class=\"n\">{len(calls)}</td>"
-            f'<td class="n">{100 * len(calls) / total:.0f}%</td>'
-            f'<td class="mono">{_clock(calls[0]["start"])}</td>'
-            f'<td class="mono">{_clock(calls[-1]["start"])}</td><td>{examples or "–"}</td></tr>'
+            f"<td>{esc(principal['detail'] if principal else '')}</td><td class=\"n\">{pattern.calls}</td>"
+            f'<td class="n">{100 * pattern.calls / total:.0f}%</td>'
+            f'<td class="mono">{_clock(first["start"])}</td>'
+            f'<td class="mono">{_clock(pattern.last_start)}</td><td>{examples or "–"}</td></tr>'
         )
     head = "".join(f'<th scope="col"{" class=n" if n else ""}>{h}</th>' for h, n in (
         ("cause", False), ("finding", False), ("detail (first call)", False), ("calls", True), ("share", True),
@@ -424,11 +483,10 @@ def _mos_colour(mos: float) -> str:
     return next(colour for floor, _, colour in MOS_BANDS if mos >= floor)
 
 
-def _streams(data: dict) -> Section:
-    streams = stream_rows(data)
-    if not streams:
+def _streams(seen: _Gathered) -> Section:
+    if not seen.streams:
         return Section("streams", "RTP quality", '<p class="muted">No RTP streams in the capture.</p>')
-    worst = sorted(streams, key=_badness)
+    worst = seen.worst
     drawn = worst[:MAX_STREAM_BARS]
     rows = [(f"{s['src']} → {s['dst']} {s['codec'] or ''}".strip(),
              f"{s['src']} → {s['dst']} · SSRC {s['ssrc_hex']} · {s['codec'] or 'unknown codec'} · "
@@ -441,16 +499,16 @@ def _streams(data: dict) -> Section:
         Metric("jitter max", " ms", max_jitter, lambda v: "#dc2626" if v > 40 else "#f59e0b" if v > 20 else "#16a34a"),
         Metric("MOS", "", 5.0, _mos_colour),
     ]
+    total = seen.streams
     title = (f"Loss, maximum jitter and estimated MOS per RTP stream, worst first"
-             f"{f' ({len(drawn)} of {len(streams)} drawn)' if len(drawn) < len(streams) else ''}")
-    bands = Counter(next(name for floor, name, _ in MOS_BANDS if s["mos"] >= floor) if s["mos"] is not None
-                    else "unknown codec" for s in streams)
+             f"{f' ({len(drawn)} of {total} drawn)' if len(drawn) < total else ''}")
+    bands = seen.bands
     band_bars = [Bar(f"MOS {name} ({'≥' + str(floor) if floor else '<3.1'})", bands[name], colour)
                  for floor, name, colour in MOS_BANDS] + (
         [Bar("MOS unknown", bands["unknown codec"], "#94a3b8")] if bands["unknown codec"] else [])
-    more = (f'<p class="more">{len(streams) - len(drawn)} better streams not drawn.</p>'
-            if len(streams) > len(drawn) else "")
-    band_title = f"Streams per estimated MOS band ({_count(len(streams), 'stream')})"
+    more = (f'<p class="more">{total - len(drawn)} better streams not drawn.</p>'
+            if total > len(drawn) else "")
+    band_title = f"Streams per estimated MOS band ({_count(total, 'stream')})"
     content = (
         f'<div class="grid">{_figure(title, metric_rows(rows, metrics, title), "wide")}'
         f"{_figure(band_title, bar_chart(band_bars, 'Streams per MOS band'))}"

@@ -17,6 +17,7 @@ _KPIS = [
 ]
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")  # what could make links, HTML, emphasis or table cells
 MAX_CARDS = 50
+WORST_STREAMS = 10  # rows of the worst-streams table
 
 
 def text(value: object) -> str:
@@ -51,24 +52,23 @@ def render_markdown(data: dict) -> str:
     out.append("| " + " | ".join("-" if kpi.get(key) is None else f"{kpi[key]}{unit}" for key, _, unit in _KPIS)
                + " |")
 
-    troubled = [c for c in data["calls"] if c["cause"]]
-    out += ["", f"## Failures and degraded calls ({len(troubled)})", ""]
+    troubled, cards, streams = _troubled_and_worst(data["calls"])
+    out += ["", f"## Failures and degraded calls ({troubled})", ""]
     if not troubled:
         out.append("None: every call that the capture saw through was answered and healthy.")
-    for c in troubled[:MAX_CARDS]:
+    for c in cards:
         out += _card(c)
-    if len(troubled) > MAX_CARDS:
-        out.append(f"... {len(troubled) - MAX_CARDS} more (see the JSON report for all).")
+    if troubled > MAX_CARDS:
+        out.append(f"... {troubled - MAX_CARDS} more (see the JSON report for all).")
 
     for finding in data["findings"]:
         out += ["", f"## Capture: {text(finding['kind'])}", "", text(finding["detail"]), "",
                 f"*Admin:* {text(finding['advice']['admin'])}"]
 
-    streams = sorted((s for c in data["calls"] for s in c["streams"]), key=lambda s: (s["mos"] or 5.0, -s["loss_pct"]))
     if streams:
         out += ["", "## Worst RTP streams", "", "| stream | codec | packets | loss | jitter max | MOS | call |",
                 "|---|---|---:|---:|---:|---:|---|"]
-        for s in streams[:10]:
+        for s in streams:
             jitter = "-" if s["jitter_max_ms"] is None else f"{s['jitter_max_ms']:.1f} ms"
             out.append(f"| {text(s['src'])} → {text(s['dst'])} | {text(s['codec'])} | {s['packets']} | "
                        f"{s['loss_pct']:.1f}% | {jitter} | {s['mos'] if s['mos'] is not None else '-'} | "
@@ -80,6 +80,29 @@ def render_markdown(data: dict) -> str:
             out.append(f"- {text(p['kind'])} {where}: {text(p['message'])}")
     out.append("")
     return "\n".join(out)
+
+
+def _troubled_and_worst(calls) -> tuple[int, list[dict], list[dict]]:
+    """In one pass over the calls (a large capture's are read back from disk one at a time): how many failed
+    or were degraded, the first MAX_CARDS of those, and the WORST_STREAMS worst streams (lowest MOS, then most
+    loss; in call order where equal), without holding the other calls or streams."""
+    troubled = 0
+    first: list[dict] = []
+    worst: list[tuple] = []
+    seen = 0  # streams so far: the order among equals
+    for call in calls:
+        if call["cause"]:
+            troubled += 1
+            if len(first) < MAX_CARDS:
+                first.append(call)
+        for stream in call["streams"]:
+            worst.append((stream["mos"] or 5.0, -stream["loss_pct"], seen, stream))
+            seen += 1
+            if len(worst) >= 4 * WORST_STREAMS:
+                worst.sort(key=lambda entry: entry[:3])
+                del worst[WORST_STREAMS:]
+    worst.sort(key=lambda entry: entry[:3])
+    return troubled, first, [entry[-1] for entry in worst[:WORST_STREAMS]]
 
 
 def _count(n: int, noun: str) -> str:
