@@ -7,8 +7,10 @@ can be mailed, attached to a ticket and printed. Every captured text goes throug
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import NamedTuple
@@ -123,7 +125,12 @@ class _Gathered:
         self.patterns: dict[tuple[str, str], _Pattern] = {}
         self.streams = 0
         self.bands: Counter[str] = Counter()
-        self._worst: list[tuple] = []
+        # worst first (_badness), then in order of first packet as stream_rows lists them, then as they came
+        self.worst = heapq.nsmallest(MAX_STREAM_BARS, self._walk(data),
+                                     key=lambda s: (_badness(s), s["first"] or "", s["src"]))
+
+    def _walk(self, data: dict) -> Iterator[dict]:
+        """Every stream, the calls' then the unattached ones, gathering the rest on the way."""
         for call in data["calls"]:
             outcome = call["outcome"] or "unknown"
             self.outcomes[outcome] += 1
@@ -131,11 +138,8 @@ class _Gathered:
                 self.starts.append((call["start_ts"], outcome))
             if call["cause"]:
                 self._troubled(call)
-            for stream in call["streams"]:
-                self._stream(stream)
-        for stream in data["unattached_streams"]:
-            self._stream(stream)
-        self.worst = self._trim()
+            yield from self._counted(call["streams"])
+        yield from self._counted(data["unattached_streams"])
 
     def _troubled(self, call: dict) -> None:
         at = (self.troubled, call)
@@ -148,20 +152,13 @@ class _Gathered:
         pattern.calls += 1
         pattern.last_start = call["start"]
 
-    def _stream(self, stream: dict) -> None:
-        # worst first (_badness), then in order of first packet, as stream_rows lists them, then as they came
-        self._worst.append((_badness(stream), stream["first"] or "", stream["src"], self.streams, stream))
-        self.streams += 1
-        mos = stream["mos"]
-        self.bands[next(name for floor, name, _ in MOS_BANDS if mos >= floor) if mos is not None
-                   else "unknown codec"] += 1
-        if len(self._worst) >= 4 * MAX_STREAM_BARS:
-            self._trim()
-
-    def _trim(self) -> list[dict]:
-        self._worst.sort(key=lambda entry: entry[:4])
-        del self._worst[MAX_STREAM_BARS:]
-        return [entry[-1] for entry in self._worst]
+    def _counted(self, streams: list[dict]) -> Iterator[dict]:
+        for stream in streams:
+            self.streams += 1
+            mos = stream["mos"]
+            self.bands[next(name for floor, name, _ in MOS_BANDS if mos >= floor) if mos is not None
+                       else "unknown codec"] += 1
+            yield stream
 
 
 def _contents(sections: list[Section]) -> str:

@@ -7,7 +7,9 @@ HTML when the ticket system renders it.
 
 from __future__ import annotations
 
+import heapq
 import re
+from collections.abc import Iterator
 
 from sipwatch.report.ladder import ladder
 
@@ -88,21 +90,18 @@ def _troubled_and_worst(calls) -> tuple[int, list[dict], list[dict]]:
     loss; in call order where equal), without holding the other calls or streams."""
     troubled = 0
     first: list[dict] = []
-    worst: list[tuple] = []
-    seen = 0  # streams so far: the order among equals
-    for call in calls:
-        if call["cause"]:
-            troubled += 1
-            if len(first) < MAX_CARDS:
-                first.append(call)
-        for stream in call["streams"]:
-            worst.append((stream["mos"] or 5.0, -stream["loss_pct"], seen, stream))
-            seen += 1
-            if len(worst) >= 4 * WORST_STREAMS:
-                worst.sort(key=lambda entry: entry[:3])
-                del worst[WORST_STREAMS:]
-    worst.sort(key=lambda entry: entry[:3])
-    return troubled, first, [entry[-1] for entry in worst[:WORST_STREAMS]]
+
+    def streams() -> Iterator[dict]:
+        nonlocal troubled
+        for call in calls:
+            if call["cause"]:
+                troubled += 1
+                if len(first) < MAX_CARDS:
+                    first.append(call)
+            yield from call["streams"]
+
+    worst = heapq.nsmallest(WORST_STREAMS, streams(), key=lambda s: (s["mos"] or 5.0, -s["loss_pct"]))
+    return troubled, first, worst
 
 
 def _count(n: int, noun: str) -> str:
